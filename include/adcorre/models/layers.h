@@ -1,0 +1,57 @@
+// Building blocks with Keras/TensorFlow semantics, so imported Keras weights
+// give identical outputs:
+//  - 'same' padding is TensorFlow's: for stride 2 on an even size the extra
+//    row/column goes at the bottom/right (PyTorch's symmetric padding differs);
+//  - max pooling pads with -inf;
+//  - SeparableConv2D = depthwise 3x3 then pointwise 1x1, no bias.
+#pragma once
+#include <string>
+#include <utility>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
+
+namespace adcorre::models {
+
+// TensorFlow 'same' padding (before, after) for one dimension.
+std::pair<int64_t, int64_t> tf_same_padding(int64_t size, int64_t kernel, int64_t stride, int64_t dilation = 1);
+
+// Conv2d with padding "valid" or TensorFlow "same". Registers "conv".
+class Conv2dTFImpl : public torch::nn::Module {
+ public:
+  Conv2dTFImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, const std::string& padding, bool bias,
+               int64_t groups = 1);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv2d conv{nullptr};
+
+ private:
+  int64_t kernel_, stride_;
+  bool same_;
+  bool symmetric_;  // stride 1 with odd kernel: padding built into the conv
+};
+TORCH_MODULE(Conv2dTF);
+
+// Keras SeparableConv2D: "depthwise" (k x k, groups = in) then "pointwise" (1x1).
+class SeparableConv2dImpl : public torch::nn::Module {
+ public:
+  SeparableConv2dImpl(int64_t in, int64_t out, int64_t kernel = 3, const std::string& padding = "same",
+                      int64_t stride = 1, bool bias = false);
+  torch::Tensor forward(const torch::Tensor& x);
+  Conv2dTF depthwise{nullptr};
+  torch::nn::Conv2d pointwise{nullptr};
+};
+TORCH_MODULE(SeparableConv2d);
+
+// Max pooling with TensorFlow 'same' (-inf) or 'valid' padding.
+torch::Tensor max_pool_tf(const torch::Tensor& x, int64_t kernel, int64_t stride, const std::string& padding);
+torch::Tensor avg_pool_tf(const torch::Tensor& x, int64_t kernel, int64_t stride, const std::string& padding);
+
+// BatchNorm2d with Keras-style eps and PyTorch-style momentum.
+torch::nn::BatchNorm2d make_bn(int64_t channels, double eps, double momentum);
+
+// Keras' tf.math.l2_normalize along the last dim: x / sqrt(max(sum x^2, 1e-12)).
+torch::Tensor l2_normalize(const torch::Tensor& x);
+
+}  // namespace adcorre::models

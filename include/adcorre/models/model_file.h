@@ -1,0 +1,38 @@
+// The adcorre model file: ONE file that holds the weights and the JSON
+// ModelConfig. It is a TorchScript archive (zip) written by
+// torch::serialize::OutputArchive, so Python can read it with
+// torch.jit.load(path): the weights are the module's parameters/buffers
+// (under "model.") and the config is the string attribute "config_json".
+//
+// save_model writes atomically (temp file + rename).
+// load_model refuses a truncated, corrupt or mismatched file with an
+// adcorre::Error that names the file and what is wrong.
+#pragma once
+#include <string>
+
+#include "adcorre/models/fer_model.h"
+
+namespace adcorre::models {
+
+struct LoadedModel {
+  ModelConfig config;
+  FerModel net;
+};
+
+void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net);
+// Loads, moves to `device`, channels_last on CPU, eval mode.
+LoadedModel load_model(const std::string& path, const std::string& device = "cpu");
+// Reads only the config (fast; for `info`).
+ModelConfig read_model_config(const std::string& path);
+
+// The model used when --model is omitted: $ADCORRE_MODEL, else
+// <source dir>/models/fer2013-compact.pt, else next to the executable's
+// ../share/adcorre/models. Throws adcorre::Error when none exists.
+std::string default_model_path();
+
+// Copies parameters from `source` (another model file or a state saved with
+// torch::save) into `net` by name and shape; returns a report of what matched.
+struct InitReport { int matched = 0; std::vector<std::string> missing, unexpected, shape_mismatch; };
+InitReport init_from(FerModelImpl& net, const std::string& source_path);
+
+}  // namespace adcorre::models

@@ -1,0 +1,96 @@
+#include "adcorre/data/preprocess.h"
+
+#include <filesystem>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "adcorre/util/error.h"
+
+namespace adcorre::data {
+
+static cv::Mat to_8u(cv::Mat img) {
+  if (img.depth() == CV_8U) return img;
+  double minv, maxv;
+  cv::minMaxLoc(img.reshape(1), &minv, &maxv);
+  cv::Mat out;
+  if (img.depth() == CV_16U) img.convertTo(out, CV_8U, 1.0 / 257.0);
+  else img.convertTo(out, CV_8U, maxv > minv ? 255.0 / (maxv - minv) : 1.0, maxv > minv ? -minv * 255.0 / (maxv - minv) : 0);
+  return out;
+}
+
+cv::Mat decode_image(const std::string& path, int channels) {
+  if (!std::filesystem::exists(path)) throw Error("image not found: " + path);
+  cv::Mat img;
+  try {
+    img = cv::imread(path, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    throw Error("cannot decode image " + path + ": " + e.what());
+  }
+  if (img.empty()) throw Error("cannot decode image " + path + " (corrupt, truncated or not an image)");
+  return to_8u(img);
+}
+
+cv::Mat decode_image_bytes(const std::string& bytes, int channels, const std::string& what) {
+  if (bytes.empty()) throw Error(what + " is empty");
+  cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+  cv::Mat img;
+  try {
+    img = cv::imdecode(buf, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    throw Error("cannot decode " + what + ": " + e.what());
+  }
+  if (img.empty()) throw Error("cannot decode " + what + " (not an image OpenCV can read)");
+  return to_8u(img);
+}
+
+cv::Mat to_model_pixels(const cv::Mat& image, const models::ModelConfig& cfg) {
+  if (image.empty()) throw Error("empty image");
+  cv::Mat src = to_8u(image), conv;
+  const int ch = src.channels();
+  if (cfg.in_channels == 1) {
+    if (ch == 1) conv = src;
+    else if (ch == 3) cv::cvtColor(src, conv, cv::COLOR_BGR2GRAY);
+    else cv::cvtColor(src, conv, cv::COLOR_BGRA2GRAY);
+  } else {
+    const bool rgb = cfg.color_order == "rgb";
+    if (ch == 1) cv::cvtColor(src, conv, rgb ? cv::COLOR_GRAY2RGB : cv::COLOR_GRAY2BGR);
+    else if (ch == 3) { if (rgb) cv::cvtColor(src, conv, cv::COLOR_BGR2RGB); else conv = src; }
+    else cv::cvtColor(src, conv, rgb ? cv::COLOR_BGRA2RGB : cv::COLOR_BGRA2BGR);
+  }
+  if (conv.rows == cfg.input_size && conv.cols == cfg.input_size) return conv.isContinuous() ? conv : conv.clone();
+  cv::Mat out;
+  cv::resize(conv, out, cv::Size(cfg.input_size, cfg.input_size), 0, 0, cv::INTER_LINEAR);
+  return out;
+}
+
+at::Tensor pack_u8(const std::vector<cv::Mat>& images) {
+  if (images.empty()) return torch::empty({0});
+  const int h = images[0].rows, w = images[0].cols, c = images[0].channels();
+  auto out = torch::empty({static_cast<int64_t>(images.size()), h, w, c}, torch::kUInt8);
+  for (size_t i = 0; i < images.size(); ++i) {
+    const cv::Mat& m = images[i];
+    TORCH_CHECK(m.rows == h && m.cols == w && m.channels() == c && m.type() == CV_8UC(c), "pack_u8: images differ in size");
+    cv::Mat cont = m.isContinuous() ? m : m.clone();
+    std::memcpy(out[i].data_ptr(), cont.data, static_cast<size_t>(h) * w * c);
+  }
+  return out.permute({0, 3, 1, 2});  // NCHW view of NHWC storage (channels_last)
+}
+
+at::Tensor normalize(const at::Tensor& pixels, const models::ModelConfig& cfg) {
+  auto x = pixels.to(torch::kFloat).div(255.0);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(x.device());
+  auto mean = torch::tensor(std::vector<float>(cfg.mean.begin(), cfg.mean.end()), opts).view({1, -1, 1, 1});
+  auto std = torch::tensor(std::vector<float>(cfg.std.begin(), cfg.std.end()), opts).view({1, -1, 1, 1});
+  return ((x - mean) / std).contiguous(torch::MemoryFormat::ChannelsLast);
+}
+
+at::Tensor images_to_input(const std::vector<cv::Mat>& images, const models::ModelConfig& cfg) {
+  std::vector<cv::Mat> px;
+  px.reserve(images.size());
+  for (auto& im : images) px.push_back(to_model_pixels(im, cfg));
+  return normalize(pack_u8(px), cfg);
+}
+
+}  // namespace adcorre::data

@@ -1,0 +1,156 @@
+#include "adcorre/models/model_file.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <torch/torch.h>
+
+#include "adcorre/util/error.h"
+#include "adcorre/util/fs.h"
+#include "adcorre/util/log.h"
+
+namespace adcorre::models {
+
+void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net) {
+  torch::serialize::OutputArchive archive;
+  archive.write("config_json", c10::IValue(config.to_json().dump()));
+  torch::serialize::OutputArchive weights;
+  // Weights are stored contiguous (NCHW) in float32 so any reader gets plain tensors.
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : net.named_parameters()) weights.write(p.key(), p.value().detach().to(torch::kCPU).contiguous(), false);
+    for (auto& b : net.named_buffers()) weights.write(b.key(), b.value().to(torch::kCPU).contiguous(), true);
+  }
+  archive.write("model", weights);
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  const std::string tmp = fs::temp_path_for(path);
+  try {
+    archive.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write model file " + path + ": " + e.what_without_backtrace());
+  }
+  fs::commit_temp(tmp, path);
+}
+
+static torch::serialize::InputArchive open_archive(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error("model file not found: " + path);
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    throw Error("model file " + path + " is truncated, corrupt or not an adcorre model (" +
+                std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+  return archive;
+}
+
+static ModelConfig config_of(torch::serialize::InputArchive& archive, const std::string& path) {
+  c10::IValue v;
+  if (!archive.try_read("config_json", v) || !v.isString())
+    throw Error("model file " + path + " has no adcorre config (not an adcorre model file?)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(v.toStringRef());
+  } catch (const std::exception& e) {
+    throw Error("model file " + path + ": its config is not valid JSON (" + e.what() + ")");
+  }
+  try {
+    return ModelConfig::from_json(j);
+  } catch (const Error& e) {
+    throw Error("model file " + path + ": " + e.what());
+  }
+}
+
+ModelConfig read_model_config(const std::string& path) {
+  auto archive = open_archive(path);
+  return config_of(archive, path);
+}
+
+// Reads every parameter and buffer of `net` from the "model" group; errors name
+// the first missing or mismatched tensor.
+static void read_weights(torch::serialize::InputArchive& archive, FerModelImpl& net, const std::string& path) {
+  torch::serialize::InputArchive weights;
+  if (!archive.try_read("model", weights)) throw Error("model file " + path + " has no weights");
+  torch::NoGradGuard ng;
+  auto load_one = [&](const std::string& key, torch::Tensor& t, bool buffer) {
+    torch::Tensor src;
+    if (!weights.try_read(key, src, buffer))
+      throw Error("model file " + path + " does not match its config: tensor '" + key + "' is missing");
+    if (src.sizes() != t.sizes()) {
+      std::ostringstream ss;
+      ss << "model file " << path << " does not match its config: '" << key << "' is " << src.sizes()
+         << ", expected " << t.sizes();
+      throw Error(ss.str());
+    }
+    t.copy_(src);
+  };
+  for (auto& p : net.named_parameters()) load_one(p.key(), p.value(), false);
+  for (auto& b : net.named_buffers()) load_one(b.key(), b.value(), true);
+}
+
+LoadedModel load_model(const std::string& path, const std::string& device) {
+  auto archive = open_archive(path);
+  LoadedModel m;
+  m.config = config_of(archive, path);
+  m.net = create_model(m.config);
+  try {
+    read_weights(archive, *m.net, path);
+  } catch (const c10::Error& e) {
+    throw Error("model file " + path + " is corrupt (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+  m.net->to(torch::Device(device));
+  if (device == "cpu") to_channels_last(*m.net);
+  m.net->eval();
+  return m;
+}
+
+std::string default_model_path() {
+  namespace sfs = std::filesystem;
+  if (const char* env = std::getenv("ADCORRE_MODEL"); env && *env) return env;
+  const char* name = "fer2013-compact.pt";
+  std::vector<sfs::path> candidates;
+  std::error_code ec;
+  auto exe = sfs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / "../share/adcorre/models" / name);
+    candidates.push_back(exe.parent_path() / "../models" / name);
+  }
+#ifdef ADCORRE_SOURCE_DIR
+  candidates.push_back(sfs::path(ADCORRE_SOURCE_DIR) / "models" / name);
+#endif
+  for (auto& c : candidates)
+    if (sfs::exists(c)) return sfs::weakly_canonical(c).string();
+  throw Error(std::string("no --model given and the default model ") + name +
+              " was not found (looked in <source>/models and next to the executable; set ADCORRE_MODEL)");
+}
+
+InitReport init_from(FerModelImpl& net, const std::string& source_path) {
+  auto src = load_model(source_path, "cpu");
+  InitReport r;
+  torch::NoGradGuard ng;
+  auto src_params = src.net->named_parameters();
+  auto src_buffers = src.net->named_buffers();
+  auto copy_all = [&](torch::OrderedDict<std::string, torch::Tensor> dst, torch::OrderedDict<std::string, torch::Tensor>& from) {
+    for (auto& p : dst) {
+      auto* s = from.find(p.key());
+      if (!s) {
+        r.missing.push_back(p.key());
+      } else if (s->sizes() != p.value().sizes()) {
+        r.shape_mismatch.push_back(p.key());
+      } else {
+        p.value().copy_(*s);
+        r.matched++;
+      }
+    }
+    for (auto& s : from)
+      if (!dst.find(s.key())) r.unexpected.push_back(s.key());
+  };
+  copy_all(net.named_parameters(), src_params);
+  copy_all(net.named_buffers(), src_buffers);
+  return r;
+}
+
+}  // namespace adcorre::models

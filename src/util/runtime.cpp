@@ -1,0 +1,78 @@
+#include "adcorre/util/runtime.h"
+
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "adcorre/util/error.h"
+
+namespace adcorre::runtime {
+
+void set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+int threads() { return torch::get_num_threads(); }
+
+std::string resolve_device(const std::string& name) {
+  if (name == "cpu") return name;
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error("--device " + name + " was asked for, but this LibTorch build has no CUDA or no GPU is visible; "
+                  "use --device cpu, or build against a CUDA LibTorch (CMAKE_PREFIX_PATH)");
+    try {
+      torch::Device d(name);
+      (void)d;
+    } catch (const c10::Error&) {
+      throw Error("bad --device '" + name + "' (expected cpu, cuda or cuda:N)");
+    }
+    return name;
+  }
+  throw Error("bad --device '" + name + "' (expected cpu, cuda or cuda:N)");
+}
+
+void set_seed(unsigned long long seed) { torch::manual_seed(seed); }
+
+std::string torch_version() {
+#ifdef TORCH_VERSION
+  return TORCH_VERSION;
+#else
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+#endif
+}
+
+std::string blas_in_use() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line, found;
+  while (std::getline(maps, line)) {
+    for (const char* lib : {"libopenblas", "libblas.so", "libmkl", "libblis"}) {
+      auto pos = line.find(lib);
+      if (pos != std::string::npos) {
+        auto start = line.find('/');
+        std::string path = line.substr(start);
+        if (found.find(path) == std::string::npos) found += (found.empty() ? "" : ", ") + path;
+      }
+    }
+  }
+  // libblas.so.3 is a Debian alternative: resolve the link to the real library.
+  std::error_code ec;
+  auto real = std::filesystem::canonical("/usr/lib/x86_64-linux-gnu/libblas.so.3", ec);
+  if (!ec) found += (found.empty() ? "" : "; ") + std::string("libblas.so.3 -> ") + real.string();
+  return found.empty() ? "unknown" : found;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+bool mkldnn_available() { return at::hasMKLDNN(); }
+
+}  // namespace adcorre::runtime

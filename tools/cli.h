@@ -1,0 +1,37 @@
+// The `adcorre` command line: each subcommand lives in its own tools/cmd_*.cpp
+// and registers itself here with a static Registrar, so adding one touches no
+// other file. Subcommands stay thin: parse options, call the library, print.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace adcorre::cli {
+
+// Global options, applied before any subcommand runs.
+struct Globals {
+  int threads = 0;              // 0: all cores
+  std::string device = "cpu";
+  unsigned long long seed = 0;
+  bool quiet = false;
+  bool verbose = false;
+};
+const Globals& globals();
+
+// setup() adds the subcommand's options to `app` and returns the function that
+// runs it (its exit code).
+struct Command {
+  std::string name;
+  std::string help;
+  std::function<std::function<int()>(CLI::App& app)> setup;
+};
+
+struct Registrar {
+  explicit Registrar(Command c);
+};
+std::vector<Command>& registry();
+
+}  // namespace adcorre::cli

@@ -1,0 +1,68 @@
+// adcorre: facial expression recognition with the Ad-Corre loss.
+// Dispatches to the subcommands registered in tools/cmd_*.cpp.
+#include <iostream>
+
+#include <c10/util/Exception.h>
+
+#include "adcorre/util/error.h"
+#include "adcorre/util/log.h"
+#include "adcorre/util/runtime.h"
+#include "cli.h"
+
+namespace adcorre::cli {
+
+static Globals g_globals;
+const Globals& globals() { return g_globals; }
+
+std::vector<Command>& registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+Registrar::Registrar(Command c) { registry().push_back(std::move(c)); }
+
+}  // namespace adcorre::cli
+
+int main(int argc, char** argv) {
+  using namespace adcorre;
+  auto& g = cli::g_globals;
+  CLI::App app{"adcorre: facial expression recognition with the Ad-Corre loss (C++ / LibTorch)"};
+  app.set_version_flag("--version", std::string(ADCORRE_VERSION));
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--threads", g.threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
+  app.add_option("--device", g.device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--seed", g.seed, "random seed")->capture_default_str();
+  app.add_flag("-q,--quiet", g.quiet, "only warnings and errors on stderr");
+  app.add_flag("-v,--verbose", g.verbose, "more detail on stderr");
+
+  auto& commands = cli::registry();
+  std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, std::function<int()>>> subs;
+  for (auto& c : commands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    subs.emplace_back(sub, c.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    log::set_level(g.quiet ? log::Level::quiet : g.verbose ? log::Level::verbose : log::Level::info);
+    runtime::set_threads(g.threads);
+    g.device = runtime::resolve_device(g.device);
+    if (g.seed) runtime::set_seed(g.seed);
+    for (auto& [sub, run] : subs)
+      if (sub->parsed()) return run();
+    return 2;
+  } catch (const adcorre::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
