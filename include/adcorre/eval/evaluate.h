@@ -1,0 +1,39 @@
+// Evaluating a model on a dataset: class matching by name, batched inference
+// with optional test-time augmentation, and the paper's metrics.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "adcorre/data/dataset.h"
+#include "adcorre/data/loader.h"
+#include "adcorre/eval/metrics.h"
+#include "adcorre/models/fer_model.h"
+
+namespace adcorre::eval {
+
+// Class probabilities [N, C] for model-size uint8 pixels [N, C, H, W].
+// tta: "none", "flip" (mean of the image and its mirror), "tencrop" (four
+// corner and a centre crop of 90% of the side, resized back, each with its
+// mirror: ten views).
+at::Tensor predict_probs(models::FerModelImpl& net, const models::ModelConfig& cfg, const at::Tensor& pixels_u8,
+                         const std::string& tta = "none", int batch = 256, const std::string& device = "cpu");
+
+// Maps a dataset's classes onto the model's by name. Dataset classes the model
+// lacks are reported (warning) and their samples left out, never mislabelled.
+data::Dataset match_classes(const data::Dataset& ds, const std::vector<std::string>& model_classes);
+
+struct EvalResult {
+  Metrics metrics;
+  std::vector<std::string> dropped_classes;
+  int64_t skipped_images = 0;
+  nlohmann::json to_json() const;
+};
+
+// Evaluates on an already-built cache whose classes are the model's.
+EvalResult evaluate_cache(models::FerModelImpl& net, const models::ModelConfig& cfg, const data::ImageCache& cache,
+                          const std::string& tta = "none", const std::string& device = "cpu");
+
+}  // namespace adcorre::eval

@@ -1,0 +1,41 @@
+// The training loop of `adcorre train`.
+//
+// Each epoch: train on shuffled, augmented batches (Ad-Corre or CE loss),
+// then evaluate on the validation set; write metrics.jsonl, last.pt and
+// best.pt (by validation accuracy) model files, and checkpoint.pt.
+//
+// The checkpoint (written atomically: temp file + rename) holds the model,
+// the EMA weights, the optimizer, the confusion window, both RNG states and
+// the position (epoch, step), so `resume` continues exactly where the run
+// stopped: with one thread and a fixed seed, 2 epochs straight and
+// 1 epoch + resume + 1 epoch give identical weights. A run killed with
+// SIGKILL loses at most the work since the last checkpoint.
+// A NaN/Inf loss throws adcorre::Error and leaves the last checkpoint intact.
+#pragma once
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "adcorre/train/collective.h"
+#include "adcorre/train/train_config.h"
+
+namespace adcorre::train {
+
+struct TrainResult {
+  double best_val_accuracy = 0;
+  int best_epoch = -1;
+  int epochs_done = 0;
+  std::string run_dir;
+  double seconds = 0;
+};
+
+// Starts a new run in cfg.out (created; an existing checkpoint there is an
+// error unless resume is used).
+TrainResult train(const TrainConfig& cfg, std::shared_ptr<Collective> collective = nullptr);
+
+// Resumes the run in `run_dir` from its checkpoint, with its saved config.
+// `epochs` > 0 changes the total number of epochs.
+TrainResult resume(const std::string& run_dir, int epochs = 0, std::shared_ptr<Collective> collective = nullptr);
+
+}  // namespace adcorre::train

@@ -1,0 +1,438 @@
+#include "adcorre/train/trainer.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "adcorre/data/augment.h"
+#include "adcorre/data/class_names.h"
+#include "adcorre/data/dataset.h"
+#include "adcorre/data/loader.h"
+#include "adcorre/data/preprocess.h"
+#include "adcorre/eval/evaluate.h"
+#include "adcorre/loss/adcorre_loss.h"
+#include "adcorre/models/model_file.h"
+#include "adcorre/train/lr_schedule.h"
+#include "adcorre/train/optimizer_factory.h"
+#include "adcorre/train/progress.h"
+#include "adcorre/util/error.h"
+#include "adcorre/util/fs.h"
+#include "adcorre/util/log.h"
+#include "adcorre/util/runtime.h"
+
+namespace adcorre::train {
+namespace sfs = std::filesystem;
+
+namespace {
+
+models::ModelConfig model_config_for(const TrainConfig& c, const std::vector<std::string>& classes) {
+  auto m = models::preset(c.preset);
+  if (c.k > 0) m.k = c.k;
+  if (c.d > 0) m.d = c.d;
+  if (c.width > 0) m.width = c.width;
+  if (c.middle_blocks >= 0) m.middle_blocks = c.middle_blocks;
+  if (c.input_size > 0) m.input_size = c.input_size;
+  if (c.dropout >= 0) m.dropout = c.dropout;
+  m.class_names = classes;
+  m.validate();
+  return m;
+}
+
+// Exponential moving average of the weights (evaluated and saved instead of
+// the raw weights when enabled).
+struct Ema {
+  models::FerModel net;
+  double decay = 0;
+  void update(models::FerModelImpl& src) {
+    torch::NoGradGuard ng;
+    auto dst_p = net->parameters();
+    auto src_p = src.parameters();
+    for (size_t i = 0; i < dst_p.size(); ++i) dst_p[i].mul_(decay).add_(src_p[i].detach(), 1 - decay);
+    auto dst_b = net->buffers();
+    auto src_b = src.buffers();
+    for (size_t i = 0; i < dst_b.size(); ++i) dst_b[i].copy_(src_b[i]);
+  }
+};
+
+void copy_weights(models::FerModelImpl& dst, models::FerModelImpl& src) {
+  torch::NoGradGuard ng;
+  auto dp = dst.parameters();
+  auto sp = src.parameters();
+  for (size_t i = 0; i < dp.size(); ++i) dp[i].copy_(sp[i]);
+  auto db = dst.buffers();
+  auto sb = src.buffers();
+  for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
+}
+
+struct RunState {
+  int epoch = 0;               // epoch in progress
+  int64_t step_in_epoch = 0;   // next step to run within it
+  int64_t global_step = 0;
+  double best_acc = -1;
+  int best_epoch = -1;
+};
+
+class Run {
+ public:
+  Run(TrainConfig cfg, std::shared_ptr<Collective> coll) : cfg_(std::move(cfg)), coll_(std::move(coll)) {
+    if (!coll_) coll_ = std::make_shared<Collective>();
+  }
+
+  void setup(bool resuming) {
+    runtime::set_threads(cfg_.threads);
+    device_ = runtime::resolve_device(cfg_.device);
+    run_dir_ = cfg_.out;
+    if (coll_->is_main()) sfs::create_directories(run_dir_);
+    if (!resuming && sfs::exists(sfs::path(run_dir_) / "checkpoint.pt"))
+      throw Error("run folder " + run_dir_ + " already holds a checkpoint; use --resume " + run_dir_ +
+                  " to continue it, or another --out");
+
+    // Data: classes come from the training set; the validation set is matched by name.
+    auto train_ds = data::read_dataset(cfg_.train_data, cfg_.train_kind, cfg_.train_split, cfg_.data_options);
+    mcfg_ = model_config_for(cfg_, train_ds.classes);
+    log::info("training data " + cfg_.train_data + ": " + std::to_string(train_ds.samples.size()) + " images, " +
+              std::to_string(train_ds.classes.size()) + " classes");
+    train_ = data::build_cache(train_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
+    if (!cfg_.val_data.empty()) {
+      auto val_ds = eval::match_classes(
+          data::read_dataset(cfg_.val_data, cfg_.val_kind, cfg_.val_split, cfg_.data_options), mcfg_.class_names);
+      val_ = data::build_cache(val_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
+      log::info("validation data " + cfg_.val_data + ": " + std::to_string(val_.size()) + " images");
+    }
+    if (cfg_.class_weighted) {
+      auto counts = torch::bincount(train_.labels, {}, mcfg_.num_classes()).to(torch::kFloat).clamp_min(1);
+      class_weights_ = (counts.sum() / counts / mcfg_.num_classes());
+    }
+
+    net_ = models::create_model(mcfg_);
+    if (!cfg_.init.empty() && !resuming) {
+      auto r = models::init_from(*net_, cfg_.init);
+      log::info("initialised from " + cfg_.init + ": " + std::to_string(r.matched) + " tensors matched, " +
+                std::to_string(r.missing.size()) + " missing, " + std::to_string(r.shape_mismatch.size()) +
+                " with another shape, " + std::to_string(r.unexpected.size()) + " unused");
+    }
+    net_->to(torch::Device(device_));
+    if (device_ == "cpu") models::to_channels_last(*net_);
+    // Every rank starts from rank 0's weights.
+    {
+      std::vector<at::Tensor> ts;
+      for (auto& p : net_->parameters()) ts.push_back(p.data());
+      for (auto& b : net_->buffers()) ts.push_back(b);
+      coll_->broadcast(ts);
+    }
+    if (cfg_.ema > 0) {
+      ema_.net = models::create_model(mcfg_);
+      ema_.net->to(torch::Device(device_));
+      if (device_ == "cpu") models::to_channels_last(*ema_.net);
+      copy_weights(*ema_.net, *net_);
+      ema_.decay = cfg_.ema;
+      ema_.net->eval();
+    }
+    opt_ = make_optimizer(cfg_, *net_);
+
+    loss::AdCorreOptions lo;
+    lo.num_classes = mcfg_.num_classes();
+    lo.lambda_ce = cfg_.lambda_ce;
+    if (cfg_.loss == "ce") {
+      lo.lambda_fd = lo.lambda_md = lo.lambda_ed = 0;
+    } else {
+      lo.lambda_fd = cfg_.lambda_fd;
+      lo.lambda_md = cfg_.lambda_md;
+      lo.lambda_ed = cfg_.lambda_ed;
+    }
+    lo.adaptive = cfg_.adaptive;
+    lo.window = cfg_.window;
+    lo.label_smoothing = cfg_.label_smoothing;
+    loss_ = std::make_unique<loss::AdCorreLoss>(lo);
+    if (coll_->world_size() > 1) {
+      auto coll = coll_;
+      loss_->set_counts_reducer([coll](const at::Tensor& counts) {
+        auto c = counts.clone();
+        coll->sum(c);
+        return c;
+      });
+    }
+    aug_ = data::augment_preset(cfg_.augment);
+    gen_ = at::make_generator<at::CPUGeneratorImpl>(cfg_.seed * 2654435761ULL + 12345 + coll_->rank());
+    torch::manual_seed(cfg_.seed + 7919ULL * coll_->rank());
+
+    data::EpochPlan probe;
+    probe.seed = cfg_.seed;
+    probe.balanced = cfg_.balanced;
+    probe.rank = coll_->rank();
+    probe.world = coll_->world_size();
+    steps_per_epoch_ = static_cast<int64_t>(data::epoch_indices(train_, probe).size()) / cfg_.batch_size;
+    if (cfg_.max_steps_per_epoch > 0) steps_per_epoch_ = std::min<int64_t>(steps_per_epoch_, cfg_.max_steps_per_epoch);
+    if (steps_per_epoch_ < 1)
+      throw Error("training set (" + std::to_string(train_.size()) + " images) is smaller than one batch of " +
+                  std::to_string(cfg_.batch_size * coll_->world_size()));
+
+    if (coll_->is_main() && !resuming) {
+      fs::write_file_atomic((sfs::path(run_dir_) / "config.json").string(), cfg_.to_json().dump(2) + "\n");
+      std::ofstream(sfs::path(run_dir_) / "metrics.jsonl", std::ios::trunc);
+    }
+    log::info("model " + mcfg_.preset + ": " + std::to_string(models::count_parameters(*net_)) + " parameters; " +
+              std::to_string(steps_per_epoch_) + " steps of " + std::to_string(cfg_.batch_size) + " per epoch; loss " +
+              cfg_.loss + "; " + std::to_string(runtime::threads()) + " threads on " + device_);
+  }
+
+  std::string checkpoint_path() const { return (sfs::path(run_dir_) / "checkpoint.pt").string(); }
+
+  void save_checkpoint() {
+    if (!coll_->is_main()) return;
+    torch::serialize::OutputArchive a;
+    a.write("config_json", c10::IValue(cfg_.to_json().dump()));
+    a.write("model_config_json", c10::IValue(mcfg_.to_json().dump()));
+    torch::serialize::OutputArchive m, o;
+    net_->save(m);
+    a.write("model", m);
+    opt_->save(o);
+    a.write("optimizer", o);
+    if (ema_.net) {
+      torch::serialize::OutputArchive e;
+      ema_.net->save(e);
+      a.write("ema", e);
+    }
+    a.write("window", loss_->window().state());
+    a.write("aug_rng", gen_.get_state());
+    at::Generator global_gen = at::detail::getDefaultCPUGenerator();
+    a.write("torch_rng", global_gen.get_state());
+    a.write("position", torch::tensor({static_cast<int64_t>(st_.epoch), st_.step_in_epoch, st_.global_step,
+                                       static_cast<int64_t>(st_.best_epoch)}));
+    a.write("best_acc", torch::tensor({st_.best_acc}, torch::kDouble));
+    const std::string tmp = fs::temp_path_for(checkpoint_path());
+    a.save_to(tmp);
+    fs::commit_temp(tmp, checkpoint_path());
+  }
+
+  void load_checkpoint() {
+    torch::serialize::InputArchive a;
+    try {
+      a.load_from(checkpoint_path());
+    } catch (const c10::Error& e) {
+      throw Error("cannot read checkpoint " + checkpoint_path() + ": " + e.what_without_backtrace());
+    }
+    torch::serialize::InputArchive m, o;
+    a.read("model", m);
+    net_->load(m);
+    if (device_ == "cpu") models::to_channels_last(*net_);
+    a.read("optimizer", o);
+    opt_->load(o);
+    if (ema_.net) {
+      torch::serialize::InputArchive e;
+      if (a.try_read("ema", e)) {
+        ema_.net->load(e);
+        if (device_ == "cpu") models::to_channels_last(*ema_.net);
+      }
+    }
+    at::Tensor t;
+    a.read("window", t);
+    loss_->window().load_state(t);
+    a.read("aug_rng", t);
+    gen_.set_state(t);
+    a.read("torch_rng", t);
+    at::Generator global_gen = at::detail::getDefaultCPUGenerator();
+    global_gen.set_state(t);
+    a.read("position", t);
+    st_.epoch = static_cast<int>(t[0].item<int64_t>());
+    st_.step_in_epoch = t[1].item<int64_t>();
+    st_.global_step = t[2].item<int64_t>();
+    st_.best_epoch = static_cast<int>(t[3].item<int64_t>());
+    a.read("best_acc", t);
+    st_.best_acc = t[0].item<double>();
+    log::info("resumed " + run_dir_ + " at epoch " + std::to_string(st_.epoch + 1) + ", step " +
+              std::to_string(st_.step_in_epoch));
+  }
+
+  void save_model_file(const std::string& name, models::FerModelImpl& net, const nlohmann::json& metrics) {
+    if (!coll_->is_main()) return;
+    auto cfg = mcfg_;
+    cfg.provenance = {{"dataset", cfg_.train_data}, {"val_dataset", cfg_.val_data}, {"epochs", st_.epoch + 1},
+                      {"metrics", metrics}, {"command", cfg_.command}, {"loss", cfg_.loss},
+                      {"seed", cfg_.seed}, {"date", now_iso()}, {"adcorre_version", ADCORRE_VERSION},
+                      {"ema", cfg_.ema}};
+    models::save_model((sfs::path(run_dir_) / name).string(), cfg, net);
+  }
+
+  static std::string now_iso() {
+    std::time_t t = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return buf;
+  }
+
+  TrainResult loop() {
+    auto t0 = std::chrono::steady_clock::now();
+    Progress progress(coll_->is_main(), cfg_.log_every);
+    const int64_t total_steps = steps_per_epoch_ * cfg_.epochs;
+    const auto dev = torch::Device(device_);
+    std::vector<at::Tensor> params = net_->parameters();
+    for (; st_.epoch < cfg_.epochs; ++st_.epoch, st_.step_in_epoch = 0) {
+      data::EpochPlan plan;
+      plan.seed = cfg_.seed;
+      plan.epoch = st_.epoch;
+      plan.balanced = cfg_.balanced;
+      plan.rank = coll_->rank();
+      plan.world = coll_->world_size();
+      auto order = data::epoch_indices(train_, plan);
+      auto order_t = torch::tensor(order, torch::kLong);
+      net_->train();
+      progress.start_epoch(st_.epoch, cfg_.epochs, steps_per_epoch_, st_.step_in_epoch);
+      double sum_total = 0, sum_ce = 0, sum_fd = 0, sum_md = 0, sum_ed = 0;
+      int64_t correct = 0, seen = 0, n_steps = 0;
+      for (int64_t s = st_.step_in_epoch; s < steps_per_epoch_; ++s) {
+        auto idx = order_t.slice(0, s * cfg_.batch_size, (s + 1) * cfg_.batch_size);
+        auto x = data::normalize(train_.pixels.index_select(0, idx), mcfg_);
+        x = data::augment_batch(x, aug_, gen_).to(dev);
+        if (device_ == "cpu") x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        auto y = train_.labels.index_select(0, idx).to(dev);
+        at::Tensor soft;
+        if (cfg_.soft_labels && train_.soft.defined()) soft = train_.soft.index_select(0, idx).to(dev);
+
+        set_learning_rate(*opt_, lr_at(cfg_, st_.global_step, total_steps, steps_per_epoch_));
+        auto out = net_->forward(x);
+        loss::AdCorreTerms terms;
+        try {
+          terms = loss_->forward(out.logits, out.embeddings, y, soft);
+        } catch (const Error& e) {
+          throw Error(std::string(e.what()) + " at epoch " + std::to_string(st_.epoch + 1) + " step " +
+                      std::to_string(s + 1) + "; the last good checkpoint " + checkpoint_path() + " is intact");
+        }
+        at::Tensor total = terms.total;
+        if (class_weights_.defined()) {
+          // Class-weighted CE replaces the plain CE term.
+          auto wce = torch::nn::functional::cross_entropy(
+              out.logits, y, torch::nn::functional::CrossEntropyFuncOptions().weight(class_weights_.to(dev)).label_smoothing(cfg_.label_smoothing));
+          total = total + loss_->options().ce_weight() * (wce - terms.ce);
+        }
+        const double tv = total.item<double>();
+        if (!std::isfinite(tv))
+          throw Error("loss became " + std::to_string(tv) + " at epoch " + std::to_string(st_.epoch + 1) + " step " +
+                      std::to_string(s + 1) + " (diverged: lower --lr?); the last good checkpoint " +
+                      checkpoint_path() + " is intact");
+        opt_->zero_grad();
+        total.backward();
+        if (coll_->world_size() > 1) {
+          std::vector<at::Tensor> grads;
+          for (auto& p : params)
+            if (p.grad().defined()) grads.push_back(p.grad());
+          coll_->average_gradients(grads);
+        }
+        if (cfg_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, cfg_.grad_clip);
+        opt_->step();
+        if (ema_.net) ema_.update(*net_);
+
+        sum_total += tv;
+        sum_ce += terms.ce.item<double>();
+        sum_fd += terms.fd.item<double>();
+        sum_md += terms.md.item<double>();
+        sum_ed += terms.ed.item<double>();
+        correct += out.logits.argmax(1).eq(y).sum().item<int64_t>();
+        seen += y.size(0);
+        n_steps++;
+        st_.global_step++;
+        st_.step_in_epoch = s + 1;
+        char fields[200];
+        std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f", sum_total / n_steps,
+                      sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps, sum_ed / n_steps,
+                      static_cast<double>(correct) / seen);
+        progress.update(s, seen * coll_->world_size(), fields);
+        if (cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_)
+          save_checkpoint();
+      }
+      // Validation (on the EMA weights when enabled).
+      models::FerModelImpl& eval_net = ema_.net ? *ema_.net : *net_;
+      nlohmann::json rec = {{"epoch", st_.epoch + 1}, {"step", st_.global_step},
+                            {"lr", lr_at(cfg_, std::max<int64_t>(st_.global_step - 1, 0), total_steps, steps_per_epoch_)},
+                            {"train_loss", n_steps ? sum_total / n_steps : 0}, {"train_ce", n_steps ? sum_ce / n_steps : 0},
+                            {"train_fd", n_steps ? sum_fd / n_steps : 0}, {"train_md", n_steps ? sum_md / n_steps : 0},
+                            {"train_ed", n_steps ? sum_ed / n_steps : 0},
+                            {"train_accuracy", seen ? static_cast<double>(correct) / seen : 0},
+                            {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+      double val_acc = rec["train_accuracy"];
+      if (val_.size() > 0 && coll_->is_main()) {
+        auto r = eval::evaluate_cache(eval_net, mcfg_, val_, "none", device_);
+        val_acc = r.metrics.accuracy;
+        rec["val_accuracy"] = r.metrics.accuracy;
+        rec["val_mean_class_accuracy"] = r.metrics.mean_class_accuracy;
+        rec["val_confusion"] = r.metrics.confusion();
+      }
+      char summary[200];
+      std::snprintf(summary, sizeof summary, "epoch %d/%d: loss %.4f train acc %.4f val acc %.4f (%.0f s)",
+                    st_.epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), rec["train_accuracy"].get<double>(),
+                    val_acc, rec["seconds"].get<double>());
+      progress.end_epoch(summary);
+      if (coll_->is_main()) {
+        std::ofstream(sfs::path(run_dir_) / "metrics.jsonl", std::ios::app) << rec.dump() << "\n";
+        save_model_file("last.pt", eval_net, rec);
+        if (val_acc > st_.best_acc) {
+          st_.best_acc = val_acc;
+          st_.best_epoch = st_.epoch + 1;
+          save_model_file("best.pt", eval_net, rec);
+        }
+      }
+      // Position after this epoch: the checkpoint says "next epoch, step 0".
+      st_.epoch++;
+      st_.step_in_epoch = 0;
+      save_checkpoint();
+      st_.epoch--;
+      coll_->barrier();
+    }
+    TrainResult r;
+    r.best_val_accuracy = st_.best_acc;
+    r.best_epoch = st_.best_epoch;
+    r.epochs_done = st_.epoch;
+    r.run_dir = run_dir_;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  }
+
+  TrainConfig cfg_;
+  std::shared_ptr<Collective> coll_;
+  std::string device_, run_dir_;
+  models::ModelConfig mcfg_;
+  data::ImageCache train_, val_;
+  models::FerModel net_;
+  Ema ema_;
+  std::unique_ptr<torch::optim::Optimizer> opt_;
+  std::unique_ptr<loss::AdCorreLoss> loss_;
+  data::AugmentOptions aug_;
+  at::Generator gen_;
+  at::Tensor class_weights_;
+  int64_t steps_per_epoch_ = 0;
+  RunState st_;
+};
+
+}  // namespace
+
+TrainResult train(const TrainConfig& cfg, std::shared_ptr<Collective> collective) {
+  cfg.validate();
+  Run run(cfg, std::move(collective));
+  run.setup(false);
+  return run.loop();
+}
+
+TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective) {
+  const auto ckpt = (sfs::path(run_dir) / "checkpoint.pt").string();
+  if (!sfs::exists(ckpt)) throw Error("no checkpoint to resume in " + run_dir + " (expected " + ckpt + ")");
+  torch::serialize::InputArchive a;
+  try {
+    a.load_from(ckpt);
+  } catch (const c10::Error& e) {
+    throw Error("cannot read checkpoint " + ckpt + ": " + e.what_without_backtrace());
+  }
+  c10::IValue v;
+  a.read("config_json", v);
+  auto cfg = TrainConfig::from_json(nlohmann::json::parse(v.toStringRef()));
+  cfg.out = run_dir;
+  if (epochs > 0) cfg.epochs = epochs;
+  Run run(cfg, std::move(collective));
+  run.setup(true);
+  run.load_checkpoint();
+  return run.loop();
+}
+
+}  // namespace adcorre::train

@@ -1,0 +1,127 @@
+// adcorre train: train a model (options or --config JSON), or --resume a run.
+#include <fstream>
+#include <iostream>
+
+#include "adcorre/train/distributed.h"
+#include "adcorre/train/trainer.h"
+#include "adcorre/util/error.h"
+#include "adcorre/util/fs.h"
+#include "adcorre/util/log.h"
+#include "cli.h"
+
+namespace {
+
+struct TrainCli {
+  adcorre::train::TrainConfig c;
+  std::string config_file, resume_dir;
+  bool no_adaptive = false;
+  bool distributed = false;
+  std::string argv_line;
+};
+
+int run_train(TrainCli& o, CLI::App& app) {
+  using namespace adcorre;
+  auto& g = cli::globals();
+  train::TrainConfig c = o.c;
+  if (!o.config_file.empty()) {
+    // The file gives the base; options given on the command line win.
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(fs::read_file(o.config_file));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("config file " + o.config_file + " is not valid JSON: " + e.what());
+    }
+    auto base = train::TrainConfig::from_json(j).to_json();
+    auto cli_json = o.c.to_json();
+    auto defaults = train::TrainConfig{}.to_json();
+    for (auto& [k, v] : cli_json.items())
+      if (v != defaults[k]) base[k] = v;
+    c = train::TrainConfig::from_json(base);
+  }
+  if (o.no_adaptive) c.adaptive = false;
+  if (app.get_option("--threads")->count() == 0 && g.threads) c.threads = g.threads;
+  if (g.device != "cpu") c.device = g.device;
+  if (g.seed) c.seed = g.seed;
+  c.command = o.argv_line;
+  std::shared_ptr<train::Collective> coll;
+  if (o.distributed) coll = train::make_distributed_collective_from_env(c.device);
+  train::TrainResult r;
+  if (!o.resume_dir.empty()) {
+    r = train::resume(o.resume_dir, app.get_option("--epochs")->count() ? c.epochs : 0, coll);
+  } else {
+    r = train::train(c, coll);
+  }
+  if (!coll || coll->is_main())
+    std::cout << nlohmann::json{{"run_dir", r.run_dir}, {"best_val_accuracy", r.best_val_accuracy},
+                                {"best_epoch", r.best_epoch}, {"epochs", r.epochs_done}, {"seconds", r.seconds}}
+                     .dump()
+              << "\n";
+  return 0;
+}
+
+adcorre::cli::Registrar reg({"train", "train a model (Ad-Corre or CE loss) with checkpoints and resume", [](CLI::App& app) {
+  auto o = std::make_shared<TrainCli>();
+  auto& c = o->c;
+  app.add_option("--config", o->config_file, "JSON file with any of the options below (command-line options win)");
+  app.add_option("--resume", o->resume_dir, "continue the run in this folder from its checkpoint");
+  app.add_option("--train", c.train_data, "training data (folder, CSV, ...)");
+  app.add_option("--train-kind", c.train_kind, "dataset kind of --train")->capture_default_str();
+  app.add_option("--train-split", c.train_split, "split of --train where the format holds several")->capture_default_str();
+  app.add_option("--val", c.val_data, "validation data");
+  app.add_option("--val-kind", c.val_kind, "dataset kind of --val")->capture_default_str();
+  app.add_option("--val-split", c.val_split, "split of --val")->capture_default_str();
+  app.add_option("--data-options", c.data_options, "reader options, e.g. affectnet-classes=8");
+  app.add_flag("--soft-labels", c.soft_labels, "train CE on the dataset's soft labels (FER+ votes)");
+  app.add_option("--preset", c.preset, "model preset (xception, fer-compact, fer-tiny)")->capture_default_str();
+  app.add_option("--k", c.k, "number of embeddings k (0: preset's)");
+  app.add_option("--d", c.d, "embedding size d (0: preset's)");
+  app.add_option("--width", c.width, "width multiplier (0: preset's)");
+  app.add_option("--middle-blocks", c.middle_blocks, "Xception middle blocks (-1: preset's)");
+  app.add_option("--input-size", c.input_size, "input size (0: preset's)");
+  app.add_option("--dropout", c.dropout, "head dropout (-1: preset's)");
+  app.add_option("--init", c.init, "initial weights (adcorre model file or Keras .h5)");
+  app.add_option("--loss", c.loss, "adcorre | ce")->capture_default_str();
+  app.add_option("--lambda-ce", c.lambda_ce, "CE weight (-1: 50/C as the released code)")->capture_default_str();
+  app.add_option("--lambda-fd", c.lambda_fd, "FD weight")->capture_default_str();
+  app.add_option("--lambda-md", c.lambda_md, "MD weight")->capture_default_str();
+  app.add_option("--lambda-ed", c.lambda_ed, "ED weight")->capture_default_str();
+  app.add_flag("--no-adaptive", o->no_adaptive, "FD without the confusion-matrix weights");
+  app.add_option("--window", c.window, "confusion window length N")->capture_default_str();
+  app.add_option("--label-smoothing", c.label_smoothing, "CE label smoothing")->capture_default_str();
+  app.add_option("--optimizer", c.optimizer, "adam | adamw | sgd")->capture_default_str();
+  app.add_option("--lr", c.lr, "learning rate")->capture_default_str();
+  app.add_option("--weight-decay", c.weight_decay, "weight decay (not on BN/biases)")->capture_default_str();
+  app.add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
+  app.add_option("--schedule", c.schedule, "constant | step | cosine | onecycle | inverse")->capture_default_str();
+  app.add_option("--warmup", c.warmup, "warm-up fraction of all steps")->capture_default_str();
+  app.add_option("--step-epochs", c.step_epochs, "step schedule: epochs per step")->capture_default_str();
+  app.add_option("--step-gamma", c.step_gamma, "step schedule: factor")->capture_default_str();
+  app.add_option("--decay", c.decay, "inverse schedule: lr/(1+decay*step), Keras' decay")->capture_default_str();
+  app.add_option("--ema", c.ema, "weight averaging decay (0: off), e.g. 0.999")->capture_default_str();
+  app.add_option("--grad-clip", c.grad_clip, "max gradient norm (0: off)")->capture_default_str();
+  app.add_option("--epochs", c.epochs, "epochs")->capture_default_str();
+  app.add_option("--batch-size", c.batch_size, "batch size (per process)")->capture_default_str();
+  app.add_option("--augment", c.augment, "none | light | strong")->capture_default_str();
+  app.add_flag("--balanced", c.balanced, "class-balanced sampling");
+  app.add_flag("--class-weighted", c.class_weighted, "class-weighted CE");
+  app.add_option("--run-seed", c.seed, "seed of the run (data order, augmentation, init)")->capture_default_str();
+  app.add_option("--threads", c.threads, "threads (0: all cores)")->capture_default_str();
+  app.add_option("--out", c.out, "run folder")->capture_default_str();
+  app.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps")->capture_default_str();
+  app.add_option("--log-every", c.log_every, "steps between log lines when not on a terminal")->capture_default_str();
+  app.add_option("--max-steps-per-epoch", c.max_steps_per_epoch, "cap steps per epoch (smoke runs)")->capture_default_str();
+  app.add_flag("--distributed", o->distributed, "data-parallel over the ranks given by RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT");
+  return [o, &app] {
+    o->argv_line = "adcorre train";
+    for (auto& opt : app.get_options())
+      if (opt->count() > 0) {
+        o->argv_line += " " + opt->get_name();
+        for (auto& r : opt->results()) o->argv_line += " " + r;
+      }
+    if (o->resume_dir.empty() && o->c.train_data.empty() && o->config_file.empty())
+      throw adcorre::Error("train needs --train DATA (or --config FILE, or --resume RUN_DIR)");
+    return run_train(*o, app);
+  };
+}});
+
+}  // namespace
