@@ -31,7 +31,7 @@ XceptionImpl::XceptionImpl(const ModelConfig& cfg) : impl_(std::make_shared<Impl
   auto bn1 = register_module("block1_conv1_bn", make_bn(c1, eps, mom));
   auto conv2 = register_module("block1_conv2", Conv2dTF(c1, c2, 3, cfg.stem_stride2, cfg.stem_padding, false));
   auto bn2 = register_module("block1_conv2_bn", make_bn(c2, eps, mom));
-  steps.push_back([=](const torch::Tensor& x) {
+  steps.push_back([=](const torch::Tensor& x) mutable {
     auto y = torch::relu(bn1->forward(conv1->forward(x)));
     return torch::relu(bn2->forward(conv2->forward(y)));
   });
@@ -47,7 +47,7 @@ XceptionImpl::XceptionImpl(const ModelConfig& cfg) : impl_(std::make_shared<Impl
     auto b2 = register_module(p + "_sepconv2_bn", make_bn(c_out, eps, mom));
     auto sc = register_module(p + "_shortcut", torch::nn::Conv2d(torch::nn::Conv2dOptions(c_in, c_out, 1).stride(2).bias(false)));
     auto sb = register_module(p + "_shortcut_bn", make_bn(c_out, eps, mom));
-    steps.push_back([=](const torch::Tensor& x) {
+    steps.push_back([=](const torch::Tensor& x) mutable {
       auto r = sb->forward(sc->forward(x));
       auto y = pre_relu ? torch::relu(x) : x;
       y = torch::relu(b1->forward(s1->forward(y)));
@@ -71,7 +71,7 @@ XceptionImpl::XceptionImpl(const ModelConfig& cfg) : impl_(std::make_shared<Impl
       convs.push_back(register_module(p + "_sepconv" + std::to_string(i), SeparableConv2d(c_in, c_in)));
       bns.push_back(register_module(p + "_sepconv" + std::to_string(i) + "_bn", make_bn(c_in, eps, mom)));
     }
-    steps.push_back([=](const torch::Tensor& x) {
+    steps.push_back([=](const torch::Tensor& x) mutable {
       auto y = x;
       for (size_t i = 0; i < convs.size(); ++i) y = bns[i]->forward(convs[i]->forward(torch::relu(y)));
       return y + x;
@@ -86,7 +86,7 @@ XceptionImpl::XceptionImpl(const ModelConfig& cfg) : impl_(std::make_shared<Impl
       const int64_t co = ch(c);
       auto s = register_module(p + "_sepconv" + std::to_string(i), SeparableConv2d(c_in, co));
       auto b = register_module(p + "_sepconv" + std::to_string(i) + "_bn", make_bn(co, eps, mom));
-      steps.push_back([=](const torch::Tensor& x) { return torch::relu(b->forward(s->forward(x))); });
+      steps.push_back([=](const torch::Tensor& x) mutable { return torch::relu(b->forward(s->forward(x))); });
       c_in = co;
       ++i;
     }

@@ -1,5 +1,6 @@
 #include "adcorre/util/runtime.h"
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
