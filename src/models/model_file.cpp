@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "adcorre/keras/hdf5.h"
+#include "adcorre/keras/xception_mapping.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
 #include "adcorre/util/log.h"
@@ -128,6 +130,8 @@ std::string default_model_path() {
 }
 
 InitReport init_from(FerModelImpl& net, const std::string& source_path) {
+  // Keras files (HDF5): ImageNet Xception weights or a Keras Ad-Corre model.
+  if (keras::hdf5::is_hdf5_file(source_path)) return keras::init_from_keras(net, source_path);
   auto src = load_model(source_path, "cpu");
   InitReport r;
   torch::NoGradGuard ng;

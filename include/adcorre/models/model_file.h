@@ -32,6 +32,8 @@ std::string default_model_path();
 
 // Copies parameters from `source` (another model file or a state saved with
 // torch::save) into `net` by name and shape; returns a report of what matched.
+// A Keras HDF5 file (Keras' ImageNet Xception weights, a Keras Ad-Corre model)
+// initialises an adcorre Xception through keras::init_from_keras.
 struct InitReport { int matched = 0; std::vector<std::string> missing, unexpected, shape_mismatch; };
 InitReport init_from(FerModelImpl& net, const std::string& source_path);
 
