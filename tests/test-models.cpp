@@ -50,9 +50,9 @@ TEST(Models, OutputShapesForPresetsAndSizes) {
 }
 
 TEST(Models, TensorFlowSamePadding) {
-  EXPECT_EQ(models::tf_same_padding(48, 3, 2), std::make_pair<int64_t, int64_t>(0, 1));
-  EXPECT_EQ(models::tf_same_padding(47, 3, 2), std::make_pair<int64_t, int64_t>(1, 1));
-  EXPECT_EQ(models::tf_same_padding(48, 3, 1), std::make_pair<int64_t, int64_t>(1, 1));
+  EXPECT_EQ(models::tf_same_padding(48, 3, 2), (std::make_pair<int64_t, int64_t>(0, 1)));
+  EXPECT_EQ(models::tf_same_padding(47, 3, 2), (std::make_pair<int64_t, int64_t>(1, 1)));
+  EXPECT_EQ(models::tf_same_padding(48, 3, 1), (std::make_pair<int64_t, int64_t>(1, 1)));
   // Max pooling pads with -inf: a negative image keeps negative maxima at the border.
   auto x = -torch::ones({1, 1, 4, 4});
   auto y = models::max_pool_tf(x, 3, 2, "same");

@@ -2,7 +2,9 @@
 // resume is exact; the NaN guard stops a diverging run and keeps the last
 // checkpoint; evaluation on the trained model reproduces its validation score.
 #include <filesystem>
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -129,4 +131,48 @@ TEST(Train, NanGuardStopsAndKeepsTheLastCheckpoint) {
   int lines = 0;
   while (std::getline(in, line)) lines += !line.empty();
   EXPECT_EQ(lines, 1);
+}
+
+// A run killed with SIGKILL resumes from its last (atomic) checkpoint and
+// finishes with the same weights as a run that was never killed.
+TEST(Train, KilledRunResumesFromItsLastCheckpoint) {
+  Fixture f;
+  const std::string bin = test::adcorre_binary();
+  auto cmd = [&](const std::string& out) {
+    return bin + " --quiet --threads 1 train --train " + f.train_dir + " --val " + f.val_dir +
+           " --preset fer-tiny --epochs 3 --batch-size 16 --lr 3e-3 --augment light --run-seed 9 --checkpoint-every 1 --out " +
+           out;
+  };
+  const std::string straight = f.tmp / "straight", killed = f.tmp / "killed";
+  ASSERT_EQ(test::run_command(cmd(straight) + " > /dev/null"), 0);
+  // Start the same run in the background and kill it once it has checkpointed mid-run.
+  const std::string pidfile = f.tmp / "pid";
+  ASSERT_EQ(test::run_command("(" + cmd(killed) + " > /dev/null 2>&1 & echo $! > " + pidfile + ")"), 0);
+  std::string pid;
+  for (int i = 0; i < 100 && pid.empty(); ++i) {
+    std::ifstream in(pidfile);
+    std::getline(in, pid);
+    if (pid.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(pid.empty());
+  bool checkpointed = false;
+  for (int i = 0; i < 600 && !checkpointed; ++i) {
+    std::ifstream m(sfs::path(killed) / "metrics.jsonl");
+    std::string line;
+    int lines = 0;
+    while (std::getline(m, line)) lines += !line.empty();
+    checkpointed = lines >= 1;  // epoch 1 done; the run is somewhere in epoch 2
+    if (!checkpointed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(checkpointed);
+  test::run_command("kill -9 " + pid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // No half-written checkpoint is left behind, and the run resumes to the end.
+  ASSERT_TRUE(sfs::exists(sfs::path(killed) / "checkpoint.pt"));
+  std::string out;
+  ASSERT_EQ(test::run_command(bin + " --quiet --threads 1 train --resume " + killed, &out), 0) << out;
+  auto a = models::load_model(straight + "/last.pt");
+  auto b = models::load_model(killed + "/last.pt");
+  auto pb = b.net->named_parameters();
+  for (auto& p : a.net->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include <torch/torch.h>
@@ -14,9 +15,66 @@
 
 namespace adcorre::models {
 
+namespace {
+
+// A 64-bit checksum of the config text and every tensor's bytes (in name
+// order): the zip container of LibTorch 1.13 does not verify its CRCs, so
+// flipped bytes inside a tensor would otherwise load silently.
+class Checksum {
+ public:
+  void add(const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      mix(w);
+    }
+    uint64_t tail = 0;
+    std::memcpy(&tail, p + i, n - i);
+    mix(tail ^ (static_cast<uint64_t>(n) << 56));
+  }
+  void add(const std::string& s) { add(s.data(), s.size()); }
+  void add(const torch::Tensor& t) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    add(c.data_ptr(), c.numel() * c.element_size());
+  }
+  std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+    return buf;
+  }
+
+ private:
+  void mix(uint64_t w) {
+    h_ ^= w + 0x9e3779b97f4a7c15ULL + (h_ << 6) + (h_ >> 2);
+    h_ *= 0xff51afd7ed558ccdULL;
+    h_ ^= h_ >> 33;
+  }
+  uint64_t h_ = 0xcbf29ce484222325ULL;
+};
+
+std::string checksum_of(const std::string& config_text, FerModelImpl& net) {
+  Checksum c;
+  c.add(config_text);
+  for (auto& p : net.named_parameters()) {
+    c.add(p.key());
+    c.add(p.value());
+  }
+  for (auto& b : net.named_buffers()) {
+    c.add(b.key());
+    c.add(b.value());
+  }
+  return c.hex();
+}
+
+}  // namespace
+
 void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net) {
   torch::serialize::OutputArchive archive;
-  archive.write("config_json", c10::IValue(config.to_json().dump()));
+  const std::string config_text = config.to_json().dump();
+  archive.write("config_json", c10::IValue(config_text));
+  archive.write("checksum", c10::IValue(checksum_of(config_text, net)));
   torch::serialize::OutputArchive weights;
   // Weights are stored contiguous (NCHW) in float32 so any reader gets plain tensors.
   {
@@ -102,6 +160,11 @@ LoadedModel load_model(const std::string& path, const std::string& device) {
     read_weights(archive, *m.net, path);
   } catch (const c10::Error& e) {
     throw Error("model file " + path + " is corrupt (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+  c10::IValue sum, text;
+  if (archive.try_read("checksum", sum) && sum.isString() && archive.try_read("config_json", text)) {
+    if (checksum_of(text.toStringRef(), *m.net) != sum.toStringRef())
+      throw Error("model file " + path + " is corrupt: its checksum does not match its contents");
   }
   m.net->to(torch::Device(device));
   if (device == "cpu") to_channels_last(*m.net);

@@ -38,4 +38,9 @@ TrainResult train(const TrainConfig& cfg, std::shared_ptr<Collective> collective
 // `epochs` > 0 changes the total number of epochs.
 TrainResult resume(const std::string& run_dir, int epochs = 0, std::shared_ptr<Collective> collective = nullptr);
 
+// Writes a model file from a run's checkpoint: its current raw weights, or
+// its EMA weights when `ema` (and the run used --ema). Provenance names the
+// checkpoint and its position.
+void export_checkpoint(const std::string& run_dir, const std::string& out, bool ema);
+
 }  // namespace adcorre::train

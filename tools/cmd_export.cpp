@@ -1,0 +1,31 @@
+// adcorre export: a model file from a training run's checkpoint (raw or EMA weights).
+#include <iostream>
+
+#include <filesystem>
+
+#include "adcorre/models/model_file.h"
+#include "adcorre/train/trainer.h"
+#include "cli.h"
+
+namespace {
+struct ExportCli {
+  std::string run_dir, out;
+  bool raw = false;
+};
+adcorre::cli::Registrar reg({"export", "write a model file from a run's checkpoint (raw or EMA weights)", [](CLI::App& app) {
+  auto o = std::make_shared<ExportCli>();
+  app.add_option("SOURCE", o->run_dir, "run folder holding checkpoint.pt, or a model file to re-save (adds a checksum)")->required();
+  app.add_option("--out", o->out, "model file to write")->required();
+  app.add_flag("--raw", o->raw, "the raw weights instead of the EMA weights");
+  return [o] {
+    if (std::filesystem::is_regular_file(o->run_dir)) {
+      auto m = adcorre::models::load_model(o->run_dir, "cpu");
+      adcorre::models::save_model(o->out, m.config, *m.net);
+    } else {
+      adcorre::train::export_checkpoint(o->run_dir, o->out, !o->raw);
+    }
+    std::cout << o->out << "\n";
+    return 0;
+  };
+}});
+}  // namespace
