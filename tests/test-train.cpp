@@ -38,8 +38,8 @@ struct Fixture {
     c.train_data = train_dir;
     c.val_data = val_dir;
     c.preset = "fer-tiny";
-    c.epochs = 6;
-    c.batch_size = 32;
+    c.epochs = 12;
+    c.batch_size = 16;
     c.lr = 3e-3;
     c.augment = "light";
     c.threads = 1;
@@ -91,6 +91,7 @@ TEST(Train, ResumeIsExact) {
   auto b = f.config("resumed");
   b.epochs = 1;
   b.ema = 0.9;
+  b.checkpoint_every = 5;
   train::train(b);
   EXPECT_THROW(train::train(b), Error);  // a second fresh run into the same folder is refused
   train::resume(b.out, 2);

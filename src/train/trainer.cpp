@@ -71,14 +71,40 @@ void copy_weights(models::FerModelImpl& dst, models::FerModelImpl& src) {
   for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
 }
 
-// Reads a module's parameters and buffers saved with Module::save by copying
-// into the existing tensors: Module::load's set_() fails on channels_last
-// parameters ("Trying to resize storage that is not resizable").
+// Writes a module's parameters and buffers under their full dotted names.
+void save_module_state(torch::serialize::OutputArchive& archive, torch::nn::Module& module) {
+  torch::NoGradGuard ng;
+  for (auto& p : module.named_parameters()) archive.write(p.key(), p.value().detach().contiguous(), false);
+  for (auto& b : module.named_buffers()) archive.write(b.key(), b.value().contiguous(), true);
+}
+
+// Reads "a.b.c" from nested archives (the layout of Module::save, which
+// checkpoints of adcorre 0.1.0 before the flat layout used).
+bool read_nested(torch::serialize::InputArchive& archive, const std::string& key, torch::Tensor& out, bool buffer) {
+  std::vector<std::string> parts;
+  size_t start = 0, dot;
+  while ((dot = key.find('.', start)) != std::string::npos) {
+    parts.push_back(key.substr(start, dot - start));
+    start = dot + 1;
+  }
+  std::vector<torch::serialize::InputArchive> chain(parts.size());
+  torch::serialize::InputArchive* cur = &archive;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!cur->try_read(parts[i], chain[i])) return false;
+    cur = &chain[i];
+  }
+  return cur->try_read(key.substr(start), out, buffer);
+}
+
+// Reads what save_module_state wrote by copying into the existing tensors
+// (Module::load's set_() fails on channels_last parameters: "Trying to resize
+// storage that is not resizable").
 void load_module_state(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& what) {
   torch::NoGradGuard ng;
   auto load_one = [&](const std::string& key, torch::Tensor& dst, bool buffer) {
     torch::Tensor src;
-    if (!archive.try_read(key, src, buffer)) throw Error("checkpoint: " + what + " has no tensor '" + key + "'");
+    if (!archive.try_read(key, src, buffer) && !read_nested(archive, key, src, buffer))
+      throw Error("checkpoint: " + what + " has no tensor '" + key + "'");
     if (src.sizes() != dst.sizes()) throw Error("checkpoint: " + what + " tensor '" + key + "' has another shape");
     dst.copy_(src);
   };
@@ -206,13 +232,13 @@ class Run {
     a.write("config_json", c10::IValue(cfg_.to_json().dump()));
     a.write("model_config_json", c10::IValue(mcfg_.to_json().dump()));
     torch::serialize::OutputArchive m, o;
-    net_->save(m);
+    save_module_state(m, *net_);
     a.write("model", m);
     opt_->save(o);
     a.write("optimizer", o);
     if (ema_.net) {
       torch::serialize::OutputArchive e;
-      ema_.net->save(e);
+      save_module_state(e, *ema_.net);
       a.write("ema", e);
     }
     a.write("window", loss_->window().state());
@@ -245,21 +271,23 @@ class Run {
         load_module_state(e, *ema_.net, "ema");
       }
     }
-    at::Tensor t;
-    a.read("window", t);
-    loss_->window().load_state(t);
-    a.read("aug_rng", t);
-    gen_.set_state(t);
-    a.read("torch_rng", t);
+    // A fresh tensor per read: InputArchive::read into a defined tensor calls
+    // set_(), which fails on storage that came from the archive.
+    auto read_tensor = [&](const char* key) {
+      at::Tensor t;
+      a.read(key, t);
+      return t;
+    };
+    loss_->window().load_state(read_tensor("window"));
+    gen_.set_state(read_tensor("aug_rng"));
     at::Generator global_gen = at::detail::getDefaultCPUGenerator();
-    global_gen.set_state(t);
-    a.read("position", t);
-    st_.epoch = static_cast<int>(t[0].item<int64_t>());
-    st_.step_in_epoch = t[1].item<int64_t>();
-    st_.global_step = t[2].item<int64_t>();
-    st_.best_epoch = static_cast<int>(t[3].item<int64_t>());
-    a.read("best_acc", t);
-    st_.best_acc = t[0].item<double>();
+    global_gen.set_state(read_tensor("torch_rng"));
+    at::Tensor pos = read_tensor("position");
+    st_.epoch = static_cast<int>(pos[0].item<int64_t>());
+    st_.step_in_epoch = pos[1].item<int64_t>();
+    st_.global_step = pos[2].item<int64_t>();
+    st_.best_epoch = static_cast<int>(pos[3].item<int64_t>());
+    st_.best_acc = read_tensor("best_acc")[0].item<double>();
     log::info("resumed " + run_dir_ + " at epoch " + std::to_string(st_.epoch + 1) + ", step " +
               std::to_string(st_.step_in_epoch));
   }
