@@ -36,9 +36,10 @@ int count_color(const cv::Mat& img, const cv::Scalar& color, cv::Rect area = {})
 void write_metrics(const std::string& path, int epochs) {
   std::ofstream out(path);
   for (int e = 1; e <= epochs; ++e) {
-    nlohmann::json r = {{"epoch", e},         {"train_loss", 2.0 / e}, {"train_ce", 1.5 / e},
-                        {"train_fd", 0.2 / e}, {"train_md", 0.1},       {"train_ed", 0.2 / e},
-                        {"train_accuracy", 0.3 + 0.1 * e}, {"val_accuracy", 0.25 + 0.1 * e}};
+    // Loss terms kept apart (>= 0.5 on a 0..3 axis) so no series hides another.
+    nlohmann::json r = {{"epoch", e},        {"train_loss", 12.0 - 0.5 * e}, {"train_ce", 2.4 - 0.05 * e},
+                        {"train_fd", 1.7},    {"train_md", 1.1},              {"train_ed", 0.5},
+                        {"train_accuracy", 0.3 + 0.1 * e}, {"val_accuracy", 0.2 + 0.1 * e}};
     if (e == epochs) r["val_confusion"] = {{1.0, 0.0, 0.0}, {0.0, 1.0, 0.0}, {0.0, 0.0, 1.0}};
     out << r.dump() << "\n";
   }
@@ -67,11 +68,13 @@ TEST(Plots, TrainingCurvesPngHasBothPanelsAndTheirSeries) {
   ASSERT_FALSE(img.empty());
   EXPECT_EQ(img.cols, 1200);
   EXPECT_EQ(img.rows, 480);
-  const cv::Rect left(0, 0, 600, 480), right(600, 0, 600, 480);
-  // Loss terms (colours 0..4) on the left; train (0) and val (1) accuracy on the right.
-  for (int c = 0; c < 5; ++c) EXPECT_GT(count_color(img, eval::class_color(c), left), 50) << "loss series " << c;
-  EXPECT_GT(count_color(img, eval::class_color(1), right), 50);
-  EXPECT_EQ(count_color(img, eval::class_color(4), right), 0);  // no loss term drawn on the accuracy panel
+  const cv::Rect total(0, 0, 400, 480), terms(400, 0, 400, 480), acc(800, 0, 400, 480);
+  EXPECT_GT(count_color(img, eval::class_color(0), total), 50);
+  for (int c = 1; c < 5; ++c) EXPECT_GT(count_color(img, eval::class_color(c), terms), 50) << "loss term " << c;
+  EXPECT_EQ(count_color(img, eval::class_color(0), terms), 0);  // the total is not on the terms panel
+  EXPECT_GT(count_color(img, eval::class_color(0), acc), 50);
+  EXPECT_GT(count_color(img, eval::class_color(1), acc), 50);
+  EXPECT_EQ(count_color(img, eval::class_color(4), acc), 0);  // no loss term on the accuracy panel
 }
 
 TEST(Plots, MetricsJsonlErrorsNameTheLine) {

@@ -153,19 +153,22 @@ cv::Mat draw_training_curves(const std::vector<json>& records, int width, int he
         s.xy.emplace_back(r["epoch"].get<double>(), r[key].get<double>());
     return s;
   };
-  std::vector<Series> losses, accs;
-  const char* loss_keys[][2] = {{"train_loss", "total"}, {"train_ce", "ce"}, {"train_fd", "fd"},
-                                {"train_md", "md"}, {"train_ed", "ed"}};
-  int c = 0;
-  for (auto& k : loss_keys) {
+  // The total is the weighted sum and can be 10x the terms, so it gets its
+  // own panel: the terms stay readable.
+  std::vector<Series> total, terms, accs;
+  if (auto s = series_of("train_loss", "total", 0); !s.xy.empty()) total.push_back(std::move(s));
+  const char* term_keys[][2] = {{"train_ce", "ce"}, {"train_fd", "fd"}, {"train_md", "md"}, {"train_ed", "ed"}};
+  int c = 1;
+  for (auto& k : term_keys) {
     auto s = series_of(k[0], k[1], c++);
-    if (!s.xy.empty()) losses.push_back(std::move(s));
+    if (!s.xy.empty()) terms.push_back(std::move(s));
   }
   for (auto& s : {series_of("train_accuracy", "train", 0), series_of("val_accuracy", "val", 1)})
     if (!s.xy.empty()) accs.push_back(s);
-  const int half = width / 2;
-  line_chart(img, {0, 0, half, height}, "training loss terms", "epoch", losses, false);
-  line_chart(img, {half, 0, width - half, height}, "accuracy", "epoch", accs, true);
+  const int third = width / 3;
+  line_chart(img, {0, 0, third, height}, "training loss (total)", "epoch", total, false);
+  line_chart(img, {third, 0, third, height}, "loss terms", "epoch", terms, false);
+  line_chart(img, {2 * third, 0, width - 2 * third, height}, "accuracy", "epoch", accs, true);
   return img;
 }
 

@@ -21,9 +21,10 @@ namespace adcorre::eval {
 // line of a line that is not a JSON object.
 std::vector<nlohmann::json> read_metrics_jsonl(const std::string& path);
 
-// Two panels: left the loss terms per epoch (train_loss, train_ce, train_fd,
-// train_md, train_ed; whichever are present), right train_accuracy and
-// val_accuracy. Records need an "epoch" number; missing keys are skipped.
+// Three panels per epoch: the total training loss (train_loss, colour 0), the
+// loss terms (train_ce, train_fd, train_md, train_ed: colours 1-4; whichever
+// are present), and train_accuracy (colour 0) with val_accuracy (colour 1).
+// Records need an "epoch" number; missing keys are skipped.
 cv::Mat draw_training_curves(const std::vector<nlohmann::json>& records, int width = 1200, int height = 480);
 
 // Heatmap of a row-normalised confusion matrix (values in [0, 1]): class names
