@@ -144,7 +144,7 @@ cv::Scalar class_color(int i) {
 }
 
 cv::Mat draw_training_curves(const std::vector<json>& records, int width, int height) {
-  check(width >= 200 && height >= 150, "training curves: image size too small");
+  check(width >= 600 && height >= 150, "training curves: image size too small (at least 600x150)");
   cv::Mat img(height, width, CV_8UC3, kWhite);
   auto series_of = [&](const std::string& key, const std::string& name, int color) {
     Series s{name, class_color(color), {}};
