@@ -7,6 +7,7 @@
 #include "adcorre/data/loader.h"
 #include "adcorre/eval/evaluate.h"
 #include "adcorre/eval/eval_detect.h"
+#include "adcorre/eval/plots.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
@@ -16,7 +17,7 @@
 namespace {
 
 struct EvalCli {
-  std::string model, data, kind = "auto", split, options, tta = "none", detect = "none", json_out;
+  std::string model, data, kind = "auto", split, options, tta = "none", detect = "none", json_out, confusion_png;
   bool strict = false;
 };
 
@@ -41,6 +42,7 @@ int run_eval(const EvalCli& o) {
   j["detect"] = o.detect;
   std::cout << "model " << model_path << "\ndata " << o.data << " (tta " << o.tta << ")\n" << r.metrics.table();
   if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, j.dump(2) + "\n");
+  if (!o.confusion_png.empty()) eval::write_confusion_png(r.metrics, o.confusion_png);
   return 0;
 }
 
@@ -54,6 +56,7 @@ adcorre::cli::Registrar reg({"eval", "evaluate a model on a labelled dataset", [
   app.add_option("--tta", o->tta, "test-time augmentation: none | flip | tencrop")->capture_default_str();
   app.add_option("--detect", o->detect, "face detection first: none | haar | lbp | dlib")->capture_default_str();
   app.add_option("--json", o->json_out, "also write the results as JSON to this file");
+  app.add_option("--confusion-png", o->confusion_png, "also draw the row-normalised confusion heatmap to this PNG");
   app.add_flag("--strict", o->strict, "an unreadable image is an error instead of being skipped");
   return [o] { return run_eval(*o); };
 }});

@@ -140,12 +140,31 @@ static ModelConfig fer_tiny() {
   return c;
 }
 
-std::vector<std::string> preset_names() { return {"xception", "fer-compact", "fer-tiny"}; }
+// The released code's other backbone: torchvision-style ResNet-50 with the
+// paper's head and input (224x224x3, k 7, d 256), ImageNet normalisation.
+static ModelConfig resnet50() {
+  ModelConfig c;
+  c.arch = "resnet50";
+  c.preset = "resnet50";
+  c.input_size = 224;
+  c.in_channels = 3;
+  c.mean = {0.485, 0.456, 0.406};
+  c.std = {0.229, 0.224, 0.225};
+  c.bn_eps = 1e-5;  // torchvision's BatchNorm2d defaults
+  c.bn_momentum = 0.1;
+  c.k = 7;
+  c.d = 256;
+  c.dropout = 0.5;
+  return c;
+}
+
+std::vector<std::string> preset_names() { return {"xception", "fer-compact", "fer-tiny", "resnet50"}; }
 
 ModelConfig preset(const std::string& name) {
   if (name == "xception") return xception_paper();
   if (name == "fer-compact") return fer_compact();
   if (name == "fer-tiny") return fer_tiny();
+  if (name == "resnet50") return resnet50();
   std::string known;
   for (auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown model preset '" + name + "' (known: " + known + ")");

@@ -13,6 +13,7 @@
 #include "adcorre/data/loader.h"
 #include "adcorre/data/preprocess.h"
 #include "adcorre/eval/evaluate.h"
+#include "adcorre/eval/plots.h"
 #include "adcorre/loss/adcorre_loss.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/train/lr_schedule.h"
@@ -412,6 +413,9 @@ class Run {
       progress.end_epoch(summary);
       if (coll_->is_main()) {
         std::ofstream(sfs::path(run_dir_) / "metrics.jsonl", std::ios::app) << rec.dump() << "\n";
+        try {  // pictures are a convenience: failing to draw them must not stop training
+          eval::draw_run_pictures(run_dir_, mcfg_.class_names);
+        } catch (const std::exception& e) { log::warn(std::string("drawing the run's pictures: ") + e.what()); }
         save_model_file("last.pt", eval_net, rec);
         if (val_acc > st_.best_acc) {
           st_.best_acc = val_acc;

@@ -57,7 +57,8 @@ struct ModelConfig {
 
 // Named presets: "xception" (the paper's: 224x224x3, k 7, d 256),
 // "fer-compact" (48x48 gray, chosen by measurement, see docs/models.md),
-// "fer-tiny" (for tests and smoke runs). Throws adcorre::Error listing the
+// "fer-tiny" (for tests and smoke runs), "resnet50" (torchvision-style
+// ResNet-50 with the paper's head, 224x224x3). Throws adcorre::Error listing the
 // known names for an unknown one.
 ModelConfig preset(const std::string& name);
 std::vector<std::string> preset_names();
