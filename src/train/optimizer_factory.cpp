@@ -36,4 +36,78 @@ void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
   for (auto& g : opt.param_groups()) g.options().set_lr(lr);
 }
 
+namespace {
+std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+torch::Tensor read_or_undefined(torch::serialize::InputArchive& a, const std::string& key) {
+  torch::Tensor t;
+  if (!a.try_read(key, t)) return torch::Tensor();
+  return t.clone();
+}
+}  // namespace
+
+void save_optimizer_state(torch::serialize::OutputArchive& a, torch::optim::Optimizer& opt,
+                          const std::vector<torch::Tensor>& params) {
+  auto& state = opt.state();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto it = state.find(state_key(params[i]));
+    if (it == state.end()) continue;
+    const std::string k = "p" + std::to_string(i) + ".";
+    if (auto* s = dynamic_cast<torch::optim::AdamParamState*>(it->second.get())) {
+      a.write(k + "step", torch::tensor(s->step()));
+      a.write(k + "exp_avg", s->exp_avg());
+      a.write(k + "exp_avg_sq", s->exp_avg_sq());
+      if (s->max_exp_avg_sq().defined()) a.write(k + "max_exp_avg_sq", s->max_exp_avg_sq());
+    } else if (auto* s = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get())) {
+      a.write(k + "step", torch::tensor(s->step()));
+      a.write(k + "exp_avg", s->exp_avg());
+      a.write(k + "exp_avg_sq", s->exp_avg_sq());
+      if (s->max_exp_avg_sq().defined()) a.write(k + "max_exp_avg_sq", s->max_exp_avg_sq());
+    } else if (auto* s = dynamic_cast<torch::optim::SGDParamState*>(it->second.get())) {
+      if (s->momentum_buffer().defined()) a.write(k + "momentum_buffer", s->momentum_buffer());
+    }
+  }
+}
+
+void load_optimizer_state(torch::serialize::InputArchive& a, torch::optim::Optimizer& opt,
+                          const std::vector<torch::Tensor>& params) {
+  auto& state = opt.state();
+  state.clear();
+  const bool adam = dynamic_cast<torch::optim::Adam*>(&opt) != nullptr;
+  const bool adamw = dynamic_cast<torch::optim::AdamW*>(&opt) != nullptr;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string k = "p" + std::to_string(i) + ".";
+    if (adam || adamw) {
+      auto step = read_or_undefined(a, k + "step");
+      if (!step.defined()) continue;
+      auto exp_avg = read_or_undefined(a, k + "exp_avg"), exp_avg_sq = read_or_undefined(a, k + "exp_avg_sq");
+      auto max_sq = read_or_undefined(a, k + "max_exp_avg_sq");
+      check(exp_avg.defined() && exp_avg_sq.defined() && exp_avg.sizes() == params[i].sizes(),
+            "checkpoint: optimizer state of parameter " + std::to_string(i) + " is malformed");
+      exp_avg = exp_avg.to(params[i].device()).contiguous(params[i].suggest_memory_format());
+      exp_avg_sq = exp_avg_sq.to(params[i].device()).contiguous(params[i].suggest_memory_format());
+      if (adam) {
+        auto s = std::make_unique<torch::optim::AdamParamState>();
+        s->step(step.item<int64_t>());
+        s->exp_avg(exp_avg);
+        s->exp_avg_sq(exp_avg_sq);
+        if (max_sq.defined()) s->max_exp_avg_sq(max_sq.to(params[i].device()));
+        state[state_key(params[i])] = std::move(s);
+      } else {
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(step.item<int64_t>());
+        s->exp_avg(exp_avg);
+        s->exp_avg_sq(exp_avg_sq);
+        if (max_sq.defined()) s->max_exp_avg_sq(max_sq.to(params[i].device()));
+        state[state_key(params[i])] = std::move(s);
+      }
+    } else {
+      auto mb = read_or_undefined(a, k + "momentum_buffer");
+      if (!mb.defined()) continue;
+      auto s = std::make_unique<torch::optim::SGDParamState>();
+      s->momentum_buffer(mb.to(params[i].device()).contiguous(params[i].suggest_memory_format()));
+      state[state_key(params[i])] = std::move(s);
+    }
+  }
+}
+
 }  // namespace adcorre::train

@@ -235,7 +235,7 @@ class Run {
     torch::serialize::OutputArchive m, o;
     save_module_state(m, *net_);
     a.write("model", m);
-    opt_->save(o);
+    save_optimizer_state(o, *opt_, net_->parameters());
     a.write("optimizer", o);
     if (ema_.net) {
       torch::serialize::OutputArchive e;
@@ -265,7 +265,7 @@ class Run {
     a.read("model", m);
     load_module_state(m, *net_, "model");
     a.read("optimizer", o);
-    opt_->load(o);
+    load_optimizer_state(o, *opt_, net_->parameters());
     if (ema_.net) {
       torch::serialize::InputArchive e;
       if (a.try_read("ema", e)) {
