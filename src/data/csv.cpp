@@ -85,7 +85,7 @@ int column_index(const std::vector<std::string>& header, const std::string& name
 }
 
 std::map<std::string, std::string> parse_options(const std::string& options, const std::vector<std::string>& known,
-                                                 const std::string& kind) {
+                                                 const std::vector<std::string>& other, const std::string& kind) {
   std::map<std::string, std::string> out;
   std::string item;
   auto flush = [&] {
@@ -93,8 +93,13 @@ std::map<std::string, std::string> parse_options(const std::string& options, con
     if (item.empty()) return;
     auto eq = item.find('=');
     std::string key = trim(item.substr(0, eq)), value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
-    bool ok = false;
+    bool ok = false, elsewhere = false;
     for (auto& k : known) ok |= k == key;
+    for (auto& k : other) elsewhere |= k == key;
+    if (!ok && elsewhere) {  // another kind's option: not for this reader
+      item.clear();
+      return;
+    }
     if (!ok) {
       std::string list;
       for (auto& k : known) list += (list.empty() ? "" : ", ") + k;

@@ -46,10 +46,12 @@ bool parse_double(const std::string& s, double& out);
 int column_index(const std::vector<std::string>& header, const std::string& name);
 
 // Parses read_dataset's options: "key=value" items separated by commas or
-// semicolons (not spaces: values may be paths). Keys must be in `known` (an unknown key is an error
-// listing them, so a typo never passes silently).
+// semicolons (not spaces: values may be paths). Keys in `known` are
+// returned; keys in `other` (options of other dataset kinds, as when train and
+// val sets of different kinds share one options string) are ignored; any
+// other key is an error listing `known`, so a typo never passes silently.
 std::map<std::string, std::string> parse_options(const std::string& options, const std::vector<std::string>& known,
-                                                 const std::string& kind);
+                                                 const std::vector<std::string>& other, const std::string& kind);
 
 // "train" / "val" / "test" (or "" = all) from a split name and its usual
 // synonyms (training, valid, validation, publictest, privatetest, ...).

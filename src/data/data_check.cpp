@@ -233,8 +233,10 @@ std::string DataCheckReport::to_table() const {
     << duplicate_groups_across_splits << " groups across splits, " << duplicate_groups_conflicting
     << " with conflicting labels\n";
   for (size_t g = 0; g < std::min<size_t>(duplicate_examples.size(), 3); ++g) {
+    const auto& group = duplicate_examples[g];
     o << "    ";
-    for (size_t i = 0; i < duplicate_examples[g].size(); ++i) o << (i ? " = " : "") << duplicate_examples[g][i];
+    for (size_t i = 0; i < std::min<size_t>(group.size(), 4); ++i) o << (i ? " = " : "") << group[i];
+    if (group.size() > 4) o << " (and " << group.size() - 4 << " more)";
     o << "\n";
   }
   o << "  odd sizes (not " << (common_size.empty() ? "-" : common_size) << "): " << odd_sizes << "\n";

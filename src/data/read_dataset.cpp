@@ -112,7 +112,11 @@ Dataset read_dataset(const std::string& path, const std::string& kind_in, const 
   bool known = false;
   for (auto& k : dataset_kinds()) known |= k == kind;
   if (!known) throw Error("unknown dataset kind '" + kind + "' (known: " + join(dataset_kinds()) + ")");
-  const auto opt = detail::parse_options(options, known_options(kind), kind);
+  std::vector<std::string> other;
+  for (auto& k : dataset_kinds())
+    if (k != kind)
+      for (auto& o : known_options(k)) other.push_back(o);
+  const auto opt = detail::parse_options(options, known_options(kind), other, kind);
   auto get = [&](const std::string& key, const std::string& def) {
     auto it = opt.find(key);
     return it == opt.end() ? def : it->second;
