@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include "adcorre/util/error.h"
+#include "adcorre/util/fs.h"
+#include "data/image_bytes.h"
 
 namespace adcorre::data {
 
@@ -22,9 +24,13 @@ static cv::Mat to_8u(cv::Mat img) {
 
 cv::Mat decode_image(const std::string& path, int channels) {
   if (!std::filesystem::exists(path)) throw Error("image not found: " + path);
+  // Read the bytes first: OpenCV decodes a truncated JPEG without an error.
+  const std::string bytes = fs::read_file(path);
+  if (auto why = detail::encoded_image_problem(bytes); !why.empty()) throw Error("cannot decode image " + path + ": " + why);
   cv::Mat img;
   try {
-    img = cv::imread(path, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+    cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+    img = cv::imdecode(buf, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
     throw Error("cannot decode image " + path + ": " + e.what());
   }
@@ -34,6 +40,7 @@ cv::Mat decode_image(const std::string& path, int channels) {
 
 cv::Mat decode_image_bytes(const std::string& bytes, int channels, const std::string& what) {
   if (bytes.empty()) throw Error(what + " is empty");
+  if (auto why = detail::encoded_image_problem(bytes); !why.empty()) throw Error("cannot decode " + what + ": " + why);
   cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   cv::Mat img;
   try {
