@@ -68,7 +68,10 @@ cv::Mat to_model_pixels(const cv::Mat& image, const models::ModelConfig& cfg) {
   }
   if (conv.rows == cfg.input_size && conv.cols == cfg.input_size) return conv.isContinuous() ? conv : conv.clone();
   cv::Mat out;
-  cv::resize(conv, out, cv::Size(cfg.input_size, cfg.input_size), 0, 0, cv::INTER_LINEAR);
+  // As the header says: INTER_AREA when shrinking more than 2x (a face crop
+  // from a photo), where INTER_LINEAR would alias; INTER_LINEAR otherwise.
+  const bool shrink_a_lot = conv.cols > 2 * cfg.input_size || conv.rows > 2 * cfg.input_size;
+  cv::resize(conv, out, cv::Size(cfg.input_size, cfg.input_size), 0, 0, shrink_a_lot ? cv::INTER_AREA : cv::INTER_LINEAR);
   return out;
 }
 

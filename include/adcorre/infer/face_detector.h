@@ -1,7 +1,15 @@
 // FaceDetector: finds faces in an 8-bit image, with nothing downloaded at run
 // time. Kinds: "haar" (OpenCV's frontal-face cascade from Debian's
 // opencv-data, the default), "lbp" (OpenCV's LBP cascade), "dlib" (dlib's HOG
-// detector, no model file), "none" (the whole image is one face).
+// detector, no model file; only when adcorre is built with dlib), "none" (the
+// whole image is one face: for inputs that are already face crops).
+//
+// Requires: an 8-bit gray, BGR or BGRA image.
+// Ensures:  boxes lie inside the image, in its own coordinates (images larger
+//           than max_side are searched downscaled and the boxes mapped back),
+//           are at least about min_face pixels wide, and come largest first.
+// A detector object is NOT thread-safe (OpenCV's cascades and dlib's scanner
+// keep scratch state): use one per thread (Predictor keeps a pool).
 #pragma once
 #include <memory>
 #include <string>
@@ -24,8 +32,21 @@ class FaceDetector {
   virtual std::vector<cv::Rect> detect(const cv::Mat& image) = 0;
 };
 
-// Throws adcorre::Error for an unknown kind or a missing cascade file (naming
-// the file and the Debian package that provides it).
+// Throws adcorre::Error for an unknown kind, bad sizes, dlib asked for in a
+// build without it, or a missing cascade file (naming the file and the Debian
+// package that provides it).
 std::unique_ptr<FaceDetector> make_detector(const DetectorOptions& opts);
+
+// The kinds this build supports ("dlib" only with ADCORRE_HAVE_DLIB).
+std::vector<std::string> detector_kinds();
+
+// The cascade file for "haar" or "lbp": $ADCORRE_CASCADE_DIR, else the
+// opencv-data install locations (/usr/share/opencv4/...). Throws adcorre::Error
+// naming the file and the package when it is absent.
+std::string cascade_file(const std::string& kind);
+
+// The factor (<= 1) by which an image of `size` is shrunk so that its longer
+// side is at most max_side (max_side <= 0: never shrink).
+double detection_scale(cv::Size size, int max_side);
 
 }  // namespace adcorre::infer

@@ -1,10 +1,11 @@
 // Predictor: image -> every face's box, label and class probabilities.
-// detector -> crop with margin (optional eye alignment) -> model input ->
-// one batch per image -> softmax. Thread-safe: predict() may be called from
-// several threads at once (the HTTP service does).
+// detector -> crop with margin (optional eye alignment) -> model input
+// (data::images_to_input, exactly as in training) -> one batch per image ->
+// softmax. Thread-safe: predict() and classify() may be called from several
+// threads at once (the HTTP service does); each call borrows a detector from
+// a pool, the model itself is read-only in eval mode.
 #pragma once
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -28,30 +29,46 @@ struct PredictOptions {
   double margin = 0.2;               // box grown by this fraction per side before cropping
   bool align = false;                // rotate so the eyes are level (dlib landmarks)
   int top_k = 0;                     // 0: all classes in JSON
-  std::string tta = "none";          // none | flip
+  std::string tta = "none";          // none | flip (average with the mirrored face)
 };
+
+// Throws adcorre::Error naming the bad field (margin < 0, unknown tta, ...).
+void validate(const PredictOptions& opts);
 
 class Predictor {
  public:
+  // Validates opts; loads nothing else (detectors are made on first use).
   Predictor(models::LoadedModel model, PredictOptions opts);
+  // Throws adcorre::Error naming the file when it is missing or not a model.
   static Predictor from_file(const std::string& model_path, PredictOptions opts, const std::string& device = "cpu");
+  Predictor(Predictor&&) noexcept;
+  Predictor& operator=(Predictor&&) noexcept;
+  ~Predictor();
 
-  std::vector<Face> predict(const cv::Mat& image);                 // detection + classification
+  // Detection + classification; faces largest first. No face: empty vector.
+  // Throws adcorre::Error for an empty image.
+  std::vector<Face> predict(const cv::Mat& image);
   std::vector<Face> predict(const cv::Mat& image, const PredictOptions& per_call);
-  // Classifies already-cropped faces as one batch.
+  // Classifies already-cropped faces (any size, gray/BGR/BGRA) as one batch;
+  // one probability vector per face, in class_names order.
   std::vector<std::vector<double>> classify(const std::vector<cv::Mat>& faces);
+  std::vector<std::vector<double>> classify(const std::vector<cv::Mat>& faces, const std::string& tta);
 
-  const models::ModelConfig& config() const { return model_.config; }
-  const PredictOptions& options() const { return opts_; }
+  const models::ModelConfig& config() const;
+  const PredictOptions& options() const;
 
  private:
-  models::LoadedModel model_;
-  PredictOptions opts_;
-  std::mutex mutex_;                 // guards detector caches
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // The JSON schema shared by `predict` and `serve`:
 // {"box":[x,y,w,h],"label":..,"score":..,"probs":{"angry":..,...}}
+// top_k > 0 keeps only the K most probable classes in "probs".
+// Probabilities are rounded to 6 decimals.
 nlohmann::json face_to_json(const Face& f, const std::vector<std::string>& class_names, int top_k = 0);
+
+// Indices of the k largest probabilities, most probable first (k <= 0: all).
+std::vector<int> top_classes(const std::vector<double>& probs, int k);
 
 }  // namespace adcorre::infer

@@ -1,0 +1,360 @@
+// The Predictor (detection + classification, thread safety, JSON schema) and
+// the `adcorre predict` command end to end: JSON lines, CSV, --top, folder
+// recursion, videos, annotation, bad inputs. Uses a random-weight fer-tiny
+// model: these tests check the plumbing, not the accuracy.
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+#include <thread>
+#include <type_traits>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+#include <torch/torch.h>
+
+#include "adcorre/data/preprocess.h"
+#include "adcorre/infer/annotate.h"
+#include "adcorre/infer/face_align.h"
+#include "adcorre/infer/inputs.h"
+#include "adcorre/infer/predictor.h"
+#include "adcorre/models/model_file.h"
+#include "adcorre/util/error.h"
+#include "test_util.h"
+
+using namespace adcorre;
+using namespace adcorre::infer;
+using nlohmann::json;
+
+namespace {
+
+const std::string kSample = std::string(ADCORRE_SOURCE_DIR) + "/examples/astronaut.jpg";
+
+static_assert(std::is_move_constructible_v<Predictor>, "the service keeps predictors in containers");
+
+class PredictTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    model_path_ = *dir_ / "tiny.pt";
+    torch::manual_seed(7);
+    auto cfg = models::preset("fer-tiny");
+    auto net = models::create_model(cfg);
+    models::save_model(model_path_, cfg, *net);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static Predictor predictor(PredictOptions o = {}) { return Predictor::from_file(model_path_, o); }
+  static cv::Mat sample() { return cv::imread(kSample, cv::IMREAD_COLOR); }
+
+  // Runs the CLI; returns its exit code, stdout in *out and stderr in *err.
+  static int cli(const std::string& args, std::string* out, std::string* err = nullptr) {
+    const std::string err_file = *dir_ / "stderr.txt";
+    int rc = test::run_command(test::adcorre_binary() + " --threads 1 predict --model '" + model_path_ + "' " + args + " 2>'" + err_file + "'", out);
+    if (err) {
+      std::ifstream in(err_file);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      *err = ss.str();
+    }
+    return rc;
+  }
+  static std::vector<json> json_lines(const std::string& text) {
+    std::vector<json> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) lines.push_back(json::parse(line));
+    return lines;
+  }
+
+  static test::TempDir* dir_;
+  static std::string model_path_;
+};
+test::TempDir* PredictTest::dir_ = nullptr;
+std::string PredictTest::model_path_;
+
+double sum(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
+
+TEST_F(PredictTest, EveryFaceHasProbabilitiesThatSumToOne) {
+  auto p = predictor();
+  auto faces = p.predict(sample());
+  ASSERT_EQ(faces.size(), 1u);
+  const auto& names = p.config().class_names;
+  for (const auto& f : faces) {
+    ASSERT_EQ(f.probs.size(), names.size());
+    EXPECT_NEAR(sum(f.probs), 1.0, 1e-6);
+    const auto best = std::max_element(f.probs.begin(), f.probs.end()) - f.probs.begin();
+    EXPECT_EQ(f.label, names[best]);
+    EXPECT_DOUBLE_EQ(f.score, f.probs[best]);
+    for (double q : f.probs) EXPECT_GE(q, 0.0);
+  }
+}
+
+TEST_F(PredictTest, ClassifyUsesTheTrainingPreprocessing) {
+  auto p = predictor();
+  cv::Mat face = crop_face(sample(), cv::Rect(170, 70, 110, 110), 0.2);
+  // The same numbers as running the network on data::images_to_input by hand.
+  auto loaded = models::load_model(model_path_);
+  torch::NoGradGuard ng;
+  auto expected = torch::softmax(loaded.net->forward(data::images_to_input({face}, loaded.config)).logits, 1);
+  auto got = p.classify({face});
+  ASSERT_EQ(got.size(), 1u);
+  for (int c = 0; c < expected.size(1); ++c) EXPECT_NEAR(got[0][c], expected[0][c].item<double>(), 1e-5);
+  // A gray model sees the same face from a BGR or a gray copy.
+  cv::Mat gray;
+  cv::cvtColor(face, gray, cv::COLOR_BGR2GRAY);
+  auto from_gray = p.classify({gray});
+  for (size_t c = 0; c < got[0].size(); ++c) EXPECT_NEAR(from_gray[0][c], got[0][c], 1e-5);
+}
+
+TEST_F(PredictTest, BatchEqualsOneByOneAndFlipAveragesTheMirror) {
+  auto p = predictor();
+  cv::Mat a = crop_face(sample(), cv::Rect(170, 70, 110, 110), 0.2), b = crop_face(sample(), cv::Rect(300, 300, 90, 90), 0.0);
+  auto both = p.classify({a, b});
+  auto one = p.classify({a}), two = p.classify({b});
+  ASSERT_EQ(both.size(), 2u);
+  for (size_t c = 0; c < one[0].size(); ++c) {
+    EXPECT_NEAR(both[0][c], one[0][c], 1e-5);
+    EXPECT_NEAR(both[1][c], two[0][c], 1e-5);
+  }
+  cv::Mat mirrored;
+  cv::flip(a, mirrored, 1);
+  auto m = p.classify({mirrored});
+  auto tta = p.classify({a}, "flip");
+  for (size_t c = 0; c < one[0].size(); ++c) EXPECT_NEAR(tta[0][c], (one[0][c] + m[0][c]) / 2, 1e-5);
+  EXPECT_TRUE(p.classify({}).empty());
+  EXPECT_THROW(p.classify({cv::Mat()}), Error);
+}
+
+TEST_F(PredictTest, ConcurrentCallsGiveTheSerialAnswers) {
+  auto p = predictor();
+  const cv::Mat image = sample();
+  const auto serial = p.predict(image);
+  ASSERT_EQ(serial.size(), 1u);
+  std::vector<std::vector<Face>> results(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 3; ++r) results[t] = p.predict(image);
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) {
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].box, serial[0].box);
+    for (size_t c = 0; c < r[0].probs.size(); ++c) EXPECT_NEAR(r[0].probs[c], serial[0].probs[c], 1e-6);
+  }
+}
+
+TEST_F(PredictTest, PerCallOptionsAndEdgeCases) {
+  auto p = predictor();
+  EXPECT_TRUE(p.predict(cv::Mat(240, 320, CV_8UC3, cv::Scalar(90, 90, 90))).empty());
+  EXPECT_THROW(p.predict(cv::Mat()), Error);
+  PredictOptions whole;
+  whole.detector.kind = "none";
+  auto crop = p.predict(cv::Mat(64, 48, CV_8UC1, cv::Scalar(10)), whole);
+  ASSERT_EQ(crop.size(), 1u);
+  EXPECT_EQ(crop[0].box, cv::Rect(0, 0, 48, 64));
+  PredictOptions bad;
+  bad.margin = -1;
+  EXPECT_THROW(p.predict(sample(), bad), Error);
+  bad = {};
+  bad.tta = "rotate";
+  EXPECT_THROW(Predictor::from_file(model_path_, bad), Error);
+  try {
+    Predictor::from_file(*dir_ / "nope.pt", {});
+    FAIL() << "missing model accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nope.pt"), std::string::npos);
+  }
+}
+
+TEST_F(PredictTest, FaceJsonSchemaAndTopK) {
+  Face f;
+  f.box = cv::Rect(1, 2, 30, 40);
+  f.probs = {0.1, 0.05, 0.05, 0.5, 0.1, 0.15, 0.05};
+  f.label = "happy";
+  f.score = 0.5;
+  const auto names = models::preset("fer-tiny").class_names;
+  json j = face_to_json(f, names);
+  EXPECT_EQ(j["box"], json({1, 2, 30, 40}));
+  EXPECT_EQ(j["label"], "happy");
+  EXPECT_EQ(j["probs"].size(), names.size());
+  double total = 0;
+  for (auto& [k, v] : j["probs"].items()) total += v.get<double>();
+  EXPECT_NEAR(total, 1.0, 1e-5);
+  json top = face_to_json(f, names, 2);
+  ASSERT_EQ(top["probs"].size(), 2u);
+  EXPECT_TRUE(top["probs"].contains("happy"));
+  EXPECT_TRUE(top["probs"].contains("surprise"));
+  EXPECT_EQ(top_classes(f.probs, 3), (std::vector<int>{3, 5, 0}));
+  f.probs.pop_back();
+  EXPECT_THROW(face_to_json(f, names), Error);
+}
+
+TEST_F(PredictTest, AnnotationDrawsOnACopy) {
+  const cv::Mat image = sample();
+  Face f;
+  f.box = cv::Rect(170, 70, 110, 110);
+  f.label = "happy";
+  f.score = 0.9;
+  cv::Mat drawn = draw_faces(image, {f});
+  ASSERT_EQ(drawn.size(), image.size());
+  EXPECT_GT(cv::norm(drawn, image, cv::NORM_L1), 0);
+  EXPECT_EQ(cv::norm(drawn(cv::Rect(0, 300, 100, 100)), image(cv::Rect(0, 300, 100, 100)), cv::NORM_INF), 0);
+}
+
+// ---- the command line ----
+
+TEST_F(PredictTest, CliJsonLines) {
+  std::string out;
+  ASSERT_EQ(cli("'" + kSample + "'", &out), 0);
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u);
+  const json& r = lines[0];
+  EXPECT_EQ(r["input"], kSample);
+  EXPECT_FALSE(r.contains("frame"));
+  ASSERT_EQ(r["faces"].size(), 1u);
+  const json& face = r["faces"][0];
+  ASSERT_EQ(face["box"].size(), 4u);
+  EXPECT_GT(face["box"][2].get<int>(), 50);
+  ASSERT_EQ(face["probs"].size(), 7u);
+  double total = 0;
+  for (auto& [k, v] : face["probs"].items()) total += v.get<double>();
+  EXPECT_NEAR(total, 1.0, 1e-5);
+  EXPECT_TRUE(face["probs"].contains(face["label"].get<std::string>()));
+  EXPECT_DOUBLE_EQ(face["score"].get<double>(), face["probs"][face["label"].get<std::string>()].get<double>());
+
+  ASSERT_EQ(cli("--top 2 '" + kSample + "'", &out), 0);
+  lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["faces"][0]["probs"].size(), 2u);
+}
+
+TEST_F(PredictTest, CliCsv) {
+  const std::string blank = *dir_ / "blank.png";
+  cv::imwrite(blank, cv::Mat(120, 160, CV_8UC3, cv::Scalar(200, 200, 200)));
+  std::string out, err;
+  ASSERT_EQ(cli("--csv '" + kSample + "' '" + blank + "'", &out, &err), 0);
+  std::istringstream in(out);
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 3u);  // header, the face, the blank image's empty row
+  EXPECT_EQ(rows[0], "input,frame,face,x,y,w,h,label,score,angry,disgust,fear,happy,sad,surprise,neutral");
+  for (const auto& row : rows) EXPECT_EQ(std::count(row.begin(), row.end(), ','), 15) << row;
+  EXPECT_EQ(rows[1].rfind(kSample + ",,0,", 0), 0u) << rows[1];
+  EXPECT_EQ(rows[2].rfind(blank + ",,,", 0), 0u) << rows[2];
+  EXPECT_NE(err.find("no face found in " + blank), std::string::npos) << err;
+
+  ASSERT_EQ(cli("--csv --top 3 '" + kSample + "'", &out), 0);
+  EXPECT_EQ(out.substr(0, out.find('\n')), "input,frame,face,x,y,w,h,label,score,label_1,score_1,label_2,score_2,label_3,score_3");
+}
+
+TEST_F(PredictTest, CliFoldersAreSearchedRecursively) {
+  namespace sfs = std::filesystem;
+  const sfs::path root = sfs::path(dir_->path) / "photos";
+  sfs::create_directories(root / "b" / "c");
+  const cv::Mat image = sample();
+  cv::imwrite((root / "a.jpg").string(), image);
+  cv::imwrite((root / "b" / "c" / "deep.png").string(), image);
+  std::ofstream(root / "b" / "notes.txt") << "not a picture";
+  std::string out;
+  ASSERT_EQ(cli("--annotate '" + (sfs::path(dir_->path) / "drawn").string() + "' '" + root.string() + "'", &out), 0);
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["input"], (root / "a.jpg").string());
+  EXPECT_EQ(lines[1]["input"], (root / "b" / "c" / "deep.png").string());
+  for (const auto& l : lines) EXPECT_EQ(l["faces"].size(), 1u);
+  // Annotated copies keep the folder layout, the size, and differ from the input.
+  cv::Mat drawn = cv::imread((sfs::path(dir_->path) / "drawn" / "b" / "c" / "deep.png").string());
+  ASSERT_FALSE(drawn.empty());
+  EXPECT_EQ(drawn.size(), image.size());
+  EXPECT_GT(cv::norm(drawn, image, cv::NORM_L1), 0);
+  EXPECT_TRUE(sfs::exists(sfs::path(dir_->path) / "drawn" / "a.jpg"));
+}
+
+TEST_F(PredictTest, CliVideoGivesOneRecordPerSampledFrame) {
+  const std::string video = *dir_ / "clip.avi";
+  {
+    cv::VideoWriter w(video, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10, cv::Size(512, 512));
+    ASSERT_TRUE(w.isOpened());
+    const cv::Mat image = sample();
+    for (int i = 0; i < 10; ++i) {
+      cv::Mat shifted;  // a slow pan, so the frames differ
+      cv::warpAffine(image, shifted, cv::Mat_<double>({2, 3}, {1, 0, double(i), 0, 1, 0}), image.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+      w.write(shifted);
+    }
+  }
+  std::string out, err;
+  const std::string drawn_dir = *dir_ / "drawn-video";
+  ASSERT_EQ(cli("--every 3 --annotate '" + drawn_dir + "' '" + video + "'", &out, &err), 0) << err;
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 4u);  // frames 0, 3, 6, 9
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["input"], video);
+    EXPECT_EQ(lines[i]["frame"], 3 * i);
+    EXPECT_NEAR(lines[i]["time"].get<double>(), 0.3 * i, 1e-6);
+    EXPECT_EQ(lines[i]["faces"].size(), 1u);
+  }
+  cv::VideoCapture drawn(drawn_dir + "/clip.avi");
+  ASSERT_TRUE(drawn.isOpened());
+  int frames = 0;
+  for (cv::Mat f; drawn.read(f);) ++frames;
+  EXPECT_EQ(frames, 4);
+
+  ASSERT_EQ(cli("--max-frames 2 '" + video + "'", &out), 0);
+  EXPECT_EQ(json_lines(out).size(), 2u);
+}
+
+TEST_F(PredictTest, CliBadFilesAreReportedAndSkipped) {
+  const std::string corrupt = *dir_ / "corrupt.jpg", text = *dir_ / "readme.txt", missing = *dir_ / "missing.png";
+  std::ofstream(corrupt) << "\xff\xd8\xff garbage, not a JPEG";
+  std::ofstream(text) << "hello";
+  std::string out, err;
+  ASSERT_EQ(cli("'" + corrupt + "' '" + kSample + "' '" + text + "' '" + missing + "'", &out, &err), 0) << err;
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["input"], kSample);
+  EXPECT_NE(err.find(corrupt), std::string::npos) << err;
+  EXPECT_NE(err.find(text), std::string::npos) << err;
+  EXPECT_NE(err.find(missing), std::string::npos) << err;
+
+  // Nothing readable at all: a failure.
+  EXPECT_NE(cli("'" + corrupt + "' '" + missing + "'", &out, &err), 0);
+  EXPECT_NE(err.find("nothing could be read"), std::string::npos) << err;
+}
+
+TEST_F(PredictTest, CliMissingModelAndBadOptionsAreClearErrors) {
+  std::string out, err;
+  const std::string cmd = test::adcorre_binary() + " predict --model /nonexistent/model.pt '" + kSample + "' 2>&1";
+  EXPECT_NE(test::run_command(cmd, &out), 0);
+  EXPECT_NE(out.find("/nonexistent/model.pt"), std::string::npos) << out;
+  EXPECT_NE(cli("--detector yolo '" + kSample + "'", &out, &err), 0);
+  EXPECT_NE(err.find("yolo"), std::string::npos) << err;
+  EXPECT_NE(cli("--every 0 '" + kSample + "'", &out, &err), 0);
+  EXPECT_NE(err.find("--every"), std::string::npos) << err;
+}
+
+TEST(PredictInputs, ExpandsFoldersInNameOrderAndKeepsExplicitFiles) {
+  test::TempDir dir;
+  namespace sfs = std::filesystem;
+  sfs::create_directories(dir.path / "x" / "y");
+  for (const char* name : {"x/b.PNG", "x/a.jpg", "x/y/c.mp4", "x/skip.txt", "other.dat"}) std::ofstream(dir.path / name) << "?";
+  std::vector<std::string> errors;
+  auto items = expand_inputs({(dir.path / "x").string(), (dir.path / "other.dat").string(), (dir.path / "gone.jpg").string()}, errors);
+  ASSERT_EQ(items.size(), 4u);
+  EXPECT_EQ(items[0].relative, "a.jpg");
+  EXPECT_EQ(items[1].relative, "b.PNG");
+  EXPECT_EQ(items[2].relative, "y/c.mp4");
+  EXPECT_EQ(items[2].kind, InputKind::video);
+  EXPECT_EQ(items[3].relative, "other.dat");  // explicit: kept, decoding will judge it
+  EXPECT_EQ(items[3].kind, InputKind::image);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("gone.jpg"), std::string::npos);
+}
+
+}  // namespace

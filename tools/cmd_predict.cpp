@@ -1,0 +1,351 @@
+// adcorre predict: the expression of every face in photos, folders, videos
+// and cameras. One output record per image or sampled frame (JSON lines, or
+// CSV rows); errors name the input on stderr and the rest carry on.
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "adcorre/data/preprocess.h"
+#include "adcorre/infer/annotate.h"
+#include "adcorre/infer/inputs.h"
+#include "adcorre/infer/predictor.h"
+#include "adcorre/util/error.h"
+#include "adcorre/util/log.h"
+#include "cli.h"
+
+namespace {
+
+using namespace adcorre;
+namespace sfs = std::filesystem;
+
+struct PredictCli {
+  std::string model;
+  std::vector<std::string> inputs;
+  int camera = -1;
+  infer::PredictOptions opts;
+  int every = 1;
+  long max_frames = 0;
+  bool csv = false;
+  std::string annotate;
+};
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted = true; }
+
+// ---- output records ----
+
+struct Record {
+  std::string input;
+  long frame = -1;       // videos and cameras only
+  double time_s = -1;    // position in a video file
+  std::vector<infer::Face> faces;
+};
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += (c == '"') ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::string fixed6(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6f", v);
+  return buf;
+}
+
+class Output {
+ public:
+  Output(const std::vector<std::string>& names, bool csv, int top_k) : names_(names), csv_(csv), top_k_(top_k) {}
+
+  void write(const Record& r) {
+    if (csv_) write_csv(r);
+    else write_json(r);
+    std::cout.flush();  // a consumer reading a pipe sees each record as it comes
+  }
+
+ private:
+  // face_to_json's values, with keys in reading order (nlohmann::json sorts
+  // them): box, label, score, then probs in class order (--top: best first).
+  nlohmann::ordered_json face_json(const infer::Face& f) const {
+    const nlohmann::json plain = infer::face_to_json(f, names_, top_k_);
+    nlohmann::ordered_json o;
+    for (const char* key : {"box", "label", "score"}) o[key] = plain[key];
+    o["probs"] = nlohmann::ordered_json::object();
+    std::vector<int> order = infer::top_classes(f.probs, top_k_);
+    if (top_k_ <= 0) std::sort(order.begin(), order.end());
+    for (int c : order) o["probs"][names_[c]] = plain["probs"][names_[c]];
+    return o;
+  }
+
+  void write_json(const Record& r) {
+    nlohmann::ordered_json j;
+    j["input"] = r.input;
+    if (r.frame >= 0) j["frame"] = r.frame;
+    if (r.time_s >= 0) j["time"] = std::round(r.time_s * 1000) / 1000;
+    j["faces"] = nlohmann::ordered_json::array();
+    for (const auto& f : r.faces) j["faces"].push_back(face_json(f));
+    std::cout << j.dump() << "\n";
+  }
+
+  void write_csv(const Record& r) {
+    const int k = top_k_ > 0 ? std::min<int>(top_k_, names_.size()) : 0;
+    if (!header_done_) {
+      std::cout << "input,frame,face,x,y,w,h,label,score";
+      if (k > 0)
+        for (int i = 1; i <= k; ++i) std::cout << ",label_" << i << ",score_" << i;
+      else
+        for (const auto& n : names_) std::cout << "," << csv_field(n);
+      std::cout << "\n";
+      header_done_ = true;
+    }
+    const std::string frame = r.frame >= 0 ? std::to_string(r.frame) : "";
+    const size_t columns = k > 0 ? 2 * k : names_.size();
+    if (r.faces.empty()) {  // the input still gets a row, so nothing silently disappears
+      std::cout << csv_field(r.input) << "," << frame << std::string(7 + columns, ',') << "\n";
+      return;
+    }
+    for (size_t i = 0; i < r.faces.size(); ++i) {
+      const auto& f = r.faces[i];
+      std::cout << csv_field(r.input) << "," << frame << "," << i << "," << f.box.x << "," << f.box.y << "," << f.box.width << ","
+                << f.box.height << "," << csv_field(f.label) << "," << fixed6(f.score);
+      if (k > 0)
+        for (int c : infer::top_classes(f.probs, k)) std::cout << "," << csv_field(names_[c]) << "," << fixed6(f.probs[c]);
+      else
+        for (double p : f.probs) std::cout << "," << fixed6(p);
+      std::cout << "\n";
+    }
+  }
+
+  std::vector<std::string> names_;
+  bool csv_;
+  int top_k_;
+  bool header_done_ = false;
+};
+
+// ---- annotated copies ----
+
+// Chooses unique output names inside the annotate folder, never an input itself.
+class AnnotateNames {
+ public:
+  explicit AnnotateNames(std::string dir) : dir_(std::move(dir)) {}
+  bool enabled() const { return !dir_.empty(); }
+
+  std::string image_path(const infer::InputItem& in) {
+    sfs::path rel(in.relative);
+    // Keep the format when OpenCV writes 8-bit BGR in it, else PNG.
+    static const std::set<std::string> writable{".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pnm"};
+    std::string ext = rel.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (!writable.count(ext)) rel.replace_extension(".png");
+    return unique(rel, in.path);
+  }
+  std::string video_path(const std::string& relative, const std::string& source) {
+    sfs::path rel(relative);
+    rel.replace_extension(".avi");  // MJPG in AVI: the one writer every OpenCV build has
+    return unique(rel, source);
+  }
+
+ private:
+  std::string unique(const sfs::path& rel, const std::string& source) {
+    sfs::path target = sfs::path(dir_) / rel;
+    std::error_code ec;
+    for (int n = 2; used_.count(target.string()) || sfs::equivalent(target, source, ec); ++n) {
+      target = sfs::path(dir_) / rel.parent_path() / (rel.stem().string() + "-" + std::to_string(n) + rel.extension().string());
+      ec.clear();
+    }
+    used_.insert(target.string());
+    sfs::create_directories(target.parent_path());
+    return target.string();
+  }
+  std::string dir_;
+  std::set<std::string> used_;
+};
+
+// ---- the runs ----
+
+struct Totals {
+  long read = 0, failed = 0, records = 0, faces = 0;
+};
+
+void report_error(const std::string& message, Totals& t) {
+  std::cerr << "error: " << message << "\n";
+  ++t.failed;
+}
+
+void run_image(infer::Predictor& predictor, const infer::InputItem& in, Output& out, AnnotateNames& names, Totals& t) {
+  cv::Mat image;
+  try {
+    image = data::decode_image(in.path, 3);
+  } catch (const Error& e) {
+    report_error(e.what(), t);
+    return;
+  }
+  ++t.read;
+  Record r{in.path, -1, -1, predictor.predict(image)};
+  if (r.faces.empty()) log::warn("no face found in " + in.path);
+  out.write(r);
+  ++t.records;
+  t.faces += static_cast<long>(r.faces.size());
+  if (names.enabled()) {
+    const std::string target = names.image_path(in);
+    if (!cv::imwrite(target, infer::draw_faces(image, r.faces))) report_error("cannot write annotated image " + target, t);
+  }
+}
+
+// Shows progress on long videos: redrawn in place on a terminal, else a line every 10 s.
+class Progress {
+ public:
+  Progress(std::string name, long total) : name_(std::move(name)), total_(total), start_(clock::now()), last_(start_) {}
+  void update(long frame, bool force = false) {
+    if (log::level() == log::Level::quiet) return;
+    const auto now = clock::now();
+    const double since = std::chrono::duration<double>(now - last_).count();
+    const bool tty = log::stderr_is_tty();
+    if (!force && since < (tty ? 0.5 : 10.0)) return;
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    std::ostringstream s;
+    s << name_ << ": frame " << frame;
+    if (total_ > 0) s << "/" << total_ << " (" << std::min(100L, 100 * frame / total_) << "%)";
+    s << ", " << static_cast<int>(elapsed) << " s";
+    if (tty) std::cerr << "\r" << s.str() << "\033[K" << (force ? "\n" : "") << std::flush;
+    else log::info(s.str());
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  std::string name_;
+  long total_;
+  clock::time_point start_, last_;
+};
+
+void run_video(infer::Predictor& predictor, cv::VideoCapture& cap, const std::string& name, const std::string& annotate_rel,
+               const PredictCli& o, Output& out, AnnotateNames& names, Totals& t, bool is_file) {
+  const long total = is_file ? static_cast<long>(cap.get(cv::CAP_PROP_FRAME_COUNT)) : 0;
+  double fps = cap.get(cv::CAP_PROP_FPS);
+  if (!(fps > 0 && fps < 1000)) fps = 25;
+  Progress progress(name, total);
+  cv::VideoWriter writer;
+  std::string writer_path;
+  long index = -1, sampled = 0, without_face = 0;
+  cv::Mat frame;
+  while (!g_interrupted) {
+    if (!cap.grab()) break;  // grab() skips unsampled frames without converting them
+    ++index;
+    if (index % o.every != 0) continue;
+    if (!cap.retrieve(frame) || frame.empty()) break;
+    Record r{name, index, is_file ? index / fps : -1.0, predictor.predict(frame)};
+    if (r.faces.empty()) ++without_face;
+    out.write(r);
+    ++sampled;
+    t.faces += static_cast<long>(r.faces.size());
+    if (names.enabled()) {
+      cv::Mat drawn = infer::draw_faces(frame, r.faces);
+      if (!writer.isOpened() && writer_path.empty()) {
+        writer_path = names.video_path(annotate_rel, is_file ? name : "");
+        writer.open(writer_path, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), std::max(1.0, fps / o.every), drawn.size());
+        if (!writer.isOpened()) report_error("cannot write annotated video " + writer_path, t);
+      }
+      if (writer.isOpened()) writer.write(drawn);
+    }
+    progress.update(index + 1);
+    if (o.max_frames > 0 && sampled >= o.max_frames) break;
+  }
+  progress.update(index + 1, true);
+  if (sampled == 0) {
+    report_error(name + ": no frame could be read (not a video OpenCV can decode?)", t);
+    return;
+  }
+  ++t.read;
+  t.records += sampled;
+  if (without_face > 0) log::warn("no face found in " + std::to_string(without_face) + " of " + std::to_string(sampled) + " sampled frames of " + name);
+  if (g_interrupted) log::warn("interrupted: stopped " + name + " at frame " + std::to_string(index));
+}
+
+int run_predict(PredictCli& o) {
+  check(o.every >= 1, "--every must be >= 1 (got " + std::to_string(o.every) + ")");
+  check(!o.inputs.empty() || o.camera >= 0, "nothing to predict: give image/video files or folders, or --camera N");
+  infer::validate(o.opts);
+  const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
+  auto predictor = infer::Predictor::from_file(model_path, o.opts, cli::globals().device);
+  log::debug("model " + model_path + " (" + predictor.config().preset + ", " + std::to_string(predictor.config().input_size) + " px)");
+
+  Output out(predictor.config().class_names, o.csv, o.opts.top_k);
+  AnnotateNames names(o.annotate);
+  Totals t;
+  std::vector<std::string> errors;
+  const auto items = infer::expand_inputs(o.inputs, errors);
+  for (const auto& e : errors) report_error(e, t);
+  if (!o.inputs.empty() && items.empty() && errors.empty()) log::warn("no image or video files found in the given folders");
+
+  auto previous = std::signal(SIGINT, on_sigint);  // Ctrl-C ends a video or camera cleanly
+  for (const auto& in : items) {
+    if (g_interrupted) break;
+    try {
+      if (in.kind == infer::InputKind::image) {
+        run_image(predictor, in, out, names, t);
+      } else {
+        cv::VideoCapture cap;
+        try {
+          cap.open(in.path);
+        } catch (const cv::Exception&) {
+        }
+        if (!cap.isOpened()) {
+          report_error("cannot open video " + in.path + " (unreadable, or a format this OpenCV cannot decode)", t);
+          continue;
+        }
+        run_video(predictor, cap, in.path, in.relative, o, out, names, t, true);
+      }
+    } catch (const std::exception& e) {  // one bad input must not end the run
+      report_error(in.path + ": " + e.what(), t);
+    }
+  }
+  if (o.camera >= 0 && !g_interrupted) {
+    cv::VideoCapture cap(o.camera);
+    const std::string name = "camera:" + std::to_string(o.camera);
+    if (!cap.isOpened()) report_error("cannot open camera " + std::to_string(o.camera), t);
+    else run_video(predictor, cap, name, "camera-" + std::to_string(o.camera), o, out, names, t, false);
+  }
+  std::signal(SIGINT, previous);
+
+  log::info("predicted " + std::to_string(t.faces) + " faces in " + std::to_string(t.records) + " records from " + std::to_string(t.read) +
+            " inputs" + (t.failed ? " (" + std::to_string(t.failed) + " errors)" : ""));
+  if (t.read == 0) {
+    std::cerr << "error: nothing could be read\n";
+    return 1;
+  }
+  return 0;
+}
+
+adcorre::cli::Registrar reg(
+    {"predict", "the expression of every face in images, folders, videos or a camera (JSON lines or CSV)", [](CLI::App& app) {
+       auto o = std::make_shared<PredictCli>();
+       app.add_option("inputs", o->inputs, "image or video files, or folders (searched recursively)");
+       app.add_option("--model", o->model, "model file (default: $ADCORRE_MODEL or models/fer2013-compact.pt)");
+       app.add_option("--camera", o->camera, "also read camera N (until Ctrl-C or --max-frames)");
+       app.add_option("--detector", o->opts.detector.kind, "face detector: haar | lbp | dlib | none (inputs are face crops)")->capture_default_str();
+       app.add_option("--min-face", o->opts.detector.min_face, "smallest face to find, in pixels")->capture_default_str();
+       app.add_option("--max-side", o->opts.detector.max_side, "images larger than this are downscaled for detection (0: never)")->capture_default_str();
+       app.add_option("--margin", o->opts.margin, "grow each face box by this fraction per side before classifying")->capture_default_str();
+       app.add_flag("--align", o->opts.align, "rotate faces so the eyes are level (dlib 68-point landmarks)");
+       app.add_option("--tta", o->opts.tta, "test-time augmentation: none | flip")->capture_default_str();
+       app.add_option("--every", o->every, "videos: classify every Nth frame")->capture_default_str();
+       app.add_option("--max-frames", o->max_frames, "videos and camera: stop after this many sampled frames (0: all)")->capture_default_str();
+       app.add_flag("--csv", o->csv, "CSV rows (one per face) instead of JSON lines");
+       app.add_option("--top", o->opts.top_k, "only the K most probable classes per face (0: all)")->capture_default_str();
+       app.add_option("--annotate", o->annotate, "write copies of the images/videos with boxes and labels drawn into this folder");
+       return [o] { return run_predict(*o); };
+     }});
+
+}  // namespace
