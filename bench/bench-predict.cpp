@@ -80,13 +80,14 @@ void BM_DetectOnly640x480(benchmark::State& state, std::string kind) {
   }
   infer::DetectorOptions o;
   o.kind = kind;
+  o.min_face = static_cast<int>(state.range(0));
   auto det = infer::make_detector(o);
   det->detect(photo_640x480());  // warm-up
   for (auto _ : state) benchmark::DoNotOptimize(det->detect(photo_640x480()));
 }
-BENCHMARK_CAPTURE(BM_DetectOnly640x480, haar, std::string("haar"))->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK_CAPTURE(BM_DetectOnly640x480, lbp, std::string("lbp"))->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK_CAPTURE(BM_DetectOnly640x480, dlib, std::string("dlib"))->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_DetectOnly640x480, haar, std::string("haar"))->ArgName("min_face")->Arg(24)->Arg(40)->Arg(48)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_DetectOnly640x480, lbp, std::string("lbp"))->ArgName("min_face")->Arg(24)->Arg(40)->Arg(48)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_DetectOnly640x480, dlib, std::string("dlib"))->ArgName("min_face")->Arg(24)->Arg(40)->Arg(48)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 void BM_PredictImage640x480(benchmark::State& state, std::string kind) {
   if (kind == "dlib" && !infer::dlib_available()) {

@@ -36,7 +36,7 @@ void expect_is_astronaut_face(const cv::Rect& b, double scale = 1.0) {
   EXPECT_LT(b.width / scale, 200);
 }
 
-std::vector<cv::Rect> detect_with(const std::string& kind, const cv::Mat& image, int min_face = 24, int max_side = 1280) {
+std::vector<cv::Rect> detect_with(const std::string& kind, const cv::Mat& image, int min_face = DetectorOptions{}.min_face, int max_side = 1280) {
   DetectorOptions o;
   o.kind = kind;
   o.min_face = min_face;
