@@ -245,7 +245,7 @@ TEST_F(Serve, PredictRawBodyMatchesThePredictor) {
     }
     EXPECT_NEAR(sum, 1.0, 1e-5);
     EXPECT_EQ(f["label"], best_name);
-    EXPECT_NEAR(f["score"].get<double>(), best, 1e-9);
+    EXPECT_NEAR(f["score"].get<double>(), best, 1e-6);
   }
 
   // Exactly what the library says for the same picture.
@@ -373,6 +373,12 @@ TEST_F(Serve, HostileRequestsNeverStopTheServer) {
   const std::string long_path = "GET /" + std::string(8000, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   const std::string a = raw_exchange(port, long_path);
   EXPECT_TRUE(a.rfind("HTTP/1.1 404", 0) == 0 || a.rfind("HTTP/1.1 414", 0) == 0) << a.substr(0, 100);
+  // Bytes that are not UTF-8, echoed in the error message, still give a JSON 404 / 400.
+  std::string bad_utf8 = raw_exchange(port, "GET /%FF%FEx HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(bad_utf8.rfind("HTTP/1.1 404", 0), 0u) << bad_utf8;
+  EXPECT_NE(bad_utf8.find("\"status\":404"), std::string::npos) << bad_utf8;
+  auto r = client().Post("/v1/predict?detector=%FF", photo, "image/jpeg");
+  EXPECT_NE(error_of(r, 400).find("detector"), std::string::npos);
   // A compressed body is refused (it could inflate past max_body).
   const std::string gz = "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd";
   EXPECT_EQ(raw_exchange(port, gz).rfind("HTTP/1.1 415", 0), 0u);
@@ -538,4 +544,29 @@ TEST(ServeBinary, StartsAnswersAndStopsOnSigterm) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << fs::read_file(log);
   EXPECT_NE(fs::read_file(log).find("stopped"), std::string::npos);
+}
+
+// `adcorre serve-bench` against its own in-process service: JSON with every request counted.
+TEST(ServeBinary, ServeBenchReportsAShortRun) {
+  test::TempDir dir;
+  const std::string photo = test::sample_photo(dir);
+  if (photo.empty()) GTEST_SKIP() << "no sample photo";
+  torch::manual_seed(5);
+  auto cfg = models::preset("fer-tiny");
+  auto net = models::create_model(cfg);
+  const std::string model = dir / "m.pt";
+  models::save_model(model, cfg, *net);
+  std::string out;
+  const int rc = test::run_command(test::adcorre_binary() + " --threads 1 -q serve-bench --model " + model + " --image " + photo +
+                                       " --requests 24 --connections 4 --detector none --json " + (dir / "bench.json"),
+                                   &out);
+  ASSERT_EQ(rc, 0) << out;
+  auto j = json::parse(out);
+  EXPECT_EQ(j["requests"], 24);
+  EXPECT_EQ(j["ok"], 24);
+  EXPECT_EQ(j["errors"], 0);
+  EXPECT_EQ(j["statuses"]["200"], 24);
+  EXPECT_GT(j["requests_per_s"].get<double>(), 0);
+  EXPECT_LE(j["p50_ms"].get<double>(), j["p99_ms"].get<double>());
+  EXPECT_EQ(json::parse(fs::read_file(dir / "bench.json"))["requests"], 24);
 }

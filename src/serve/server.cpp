@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -111,11 +112,13 @@ struct Server::Impl {
   httplib::Server http;
   std::thread listener;
 
-  void send_json(httplib::Response& res, int status, const json& body) {
+  // Never throws for content: invalid UTF-8 echoed from a request (a path, a
+  // query value) is replaced, not a reason to fail the answer.
+  static void send_json(httplib::Response& res, int status, const json& body) {
     res.status = status;
-    res.set_content(body.dump(), "application/json");
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
   }
-  void send_error(httplib::Response& res, int status, const std::string& message) {
+  static void send_error(httplib::Response& res, int status, const std::string& message) {
     send_json(res, status, {{"error", message}, {"status", status}});
   }
 
@@ -326,21 +329,25 @@ struct Server::Impl {
 
     // httplib's own errors (413 for a body over max_body, 400 for a malformed
     // request, 414 for a long URI) come with an empty body: give them JSON.
+    // httplib calls this (and the logger) outside its exception guard: they must not throw.
     http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Handled;
-      if (res.status == 404) {  // no handler: an unknown path, or a known one with the wrong method
-        if (const Route* route = find_route(req.path)) {
-          send_error(res, 405, not_allowed_message(req, *route));
-          res.set_header("Allow", route->allow);
+      try {
+        if (res.status == 404) {  // no handler: an unknown path, or a known one with the wrong method
+          if (const Route* route = find_route(req.path)) {
+            send_error(res, 405, not_allowed_message(req, *route));
+            res.set_header("Allow", route->allow);
+          } else {
+            send_error(res, 404, not_found_message(req.path));
+          }
+        } else if (res.status == 413) {
+          send_error(res, 413, "the request body is larger than this service's limit of " + std::to_string(opt.max_body) + " bytes");
         } else {
-          send_error(res, 404, not_found_message(req.path));
+          send_error(res, res.status, status_text(res.status));
         }
-        return httplib::Server::HandlerResponse::Handled;
+      } catch (...) {
+        res.body = "{\"error\":\"error\",\"status\":" + std::to_string(res.status) + "}";
       }
-      std::string message = status_text(res.status);
-      if (res.status == 413)
-        message = "the request body is larger than this service's limit of " + std::to_string(opt.max_body) + " bytes";
-      send_error(res, res.status, message);
       return httplib::Server::HandlerResponse::Handled;
     }));
     http.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
@@ -352,14 +359,18 @@ struct Server::Impl {
       } catch (...) {
       }
       what = what.substr(0, what.find('\n'));  // c10 errors carry a backtrace
-      log::warn("serve: " + req.method + " " + req.path + " failed: " + what);
+      log::warn("serve: " + req.method + " " + req.path.substr(0, 200) + " failed: " + what);
       send_error(res, 500, "internal error: " + what);
     });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
       ++requests;
       if (res.status >= 400) ++failed;
-      if (log::level() >= log::Level::verbose)
-        log::debug("serve: " + req.remote_addr + " " + req.method + " " + req.path + " -> " + std::to_string(res.status));
+      if (log::level() >= log::Level::verbose) {
+        try {
+          log::debug("serve: " + req.remote_addr + " " + req.method + " " + req.path.substr(0, 200) + " -> " + std::to_string(res.status));
+        } catch (...) {
+        }
+      }
     });
   }
 #endif
