@@ -28,11 +28,11 @@ const std::string& index_html() {
   button.primary, .filebtn { background:var(--accent); color:#fff; border-color:var(--accent); }
   button:disabled { opacity:.5; cursor:default; }
   #file { position:absolute; left:-9999px; }
-  #drop { border:2px dashed var(--line); border-radius:10px; min-height:260px; display:flex; align-items:center; justify-content:center; position:relative; overflow:hidden; background:#fbfcfe; }
+  #drop { border:2px dashed var(--line); border-radius:10px; min-height:260px; display:flex; flex-direction:column; gap:8px; align-items:center; justify-content:center; position:relative; overflow:hidden; background:#fbfcfe; }
   #drop.over { border-color:var(--accent); background:#eef3fd; }
   #drop .hint { color:var(--muted); text-align:center; padding:30px; }
   #view { max-width:100%; display:none; }
-  video { max-width:100%; display:none; border-radius:8px; }
+  video { max-width:100%; max-height:50vh; display:none; border-radius:8px; }
   #status { margin-top:10px; color:var(--muted); min-height:1.4em; }
   #status.error { color:var(--bad); }
   .face { border-top:1px solid var(--line); padding:10px 0 6px; }
@@ -130,7 +130,8 @@ function draw(img, result) {
   });
   canvas.style.display = "block";
   $("hint").style.display = "none";
-  $("video").style.display = "none";
+  // With the webcam on, its live picture stays above the snapshot for the next one.
+  $("video").style.display = stream ? "block" : "none";
 }
 
 // One bar chart per face: every class, most probable first.
