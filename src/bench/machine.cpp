@@ -1,5 +1,7 @@
 #include "adcorre/bench/machine.h"
 
+#include <dlfcn.h>
+
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +34,16 @@ std::string utc_now() {
 }
 
 }  // namespace
+
+int limit_openblas_threads(int n) {
+  using SetFn = void (*)(int);
+  using GetFn = int (*)();
+  auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (!set || !get) return 0;
+  set(n);
+  return get();
+}
 
 std::string load_average() {
   std::ifstream in("/proc/loadavg");

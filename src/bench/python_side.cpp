@@ -81,10 +81,11 @@ nlohmann::json run_python(const PythonSide& py, const nlohmann::json& request, c
     check(static_cast<bool>(f), "bench: cannot write " + req_path);
     f << request.dump(1);
   }
-  // OpenMP reads its thread count at start-up; torch.set_num_threads does the rest.
+  // OpenMP and OpenBLAS read their thread counts at start-up (torch.set_num_threads
+  // does not size OpenBLAS's pool): the same threads as the C++ side.
   const std::string t = std::to_string(threads);
-  const std::string cmd = "OMP_NUM_THREADS=" + t + " MKL_NUM_THREADS=" + t + " " + quote(py.interpreter) + " " +
-                          quote(py.script) + " " + quote(req_path);
+  const std::string cmd = "OMP_NUM_THREADS=" + t + " MKL_NUM_THREADS=" + t + " OPENBLAS_NUM_THREADS=" + t + " " +
+                          quote(py.interpreter) + " " + quote(py.script) + " " + quote(req_path);
   log::debug("bench: " + cmd);
   std::string out;
   const int rc = run(cmd, &out);

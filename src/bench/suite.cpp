@@ -196,7 +196,10 @@ json run_benchmarks(const BenchOptions& in) {
 
   json r;
   r["schema"] = "adcorre-bench/1";
+  // Before anything runs: --threads N must hold for OpenBLAS too (see machine.h).
+  const int openblas_threads = limit_openblas_threads(runtime::threads());
   r["machine"] = machine_info();
+  r["machine"]["openblas_threads"] = openblas_threads;
   r["settings"] = {{"quick", o.quick},         {"presets", o.presets},           {"batch", o.batch},
                    {"train_batch", o.train_batch}, {"large_train_batch", o.large_train_batch},
                    {"min_time", o.min_time},   {"large_iters", o.large_iters},   {"seed", o.seed},
