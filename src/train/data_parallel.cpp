@@ -62,7 +62,7 @@ void sum_over_ranks(Collective& coll, const std::vector<double*>& values) {
   for (size_t i = 0; i < values.size(); ++i) *values[i] = t[i].item<double>();
 }
 
-void sum_over_ranks(Collective& coll, const std::vector<int64_t*>& values) {
+void sum_counts_over_ranks(Collective& coll, const std::vector<int64_t*>& values) {
   if (coll.world_size() == 1 || values.empty()) return;
   auto t = torch::empty({static_cast<int64_t>(values.size())}, torch::kLong);
   for (size_t i = 0; i < values.size(); ++i) t[i] = *values[i];

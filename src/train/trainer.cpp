@@ -371,7 +371,7 @@ class Run {
       // Group-wide training metrics and batch-norm running statistics (the
       // mean over ranks, see docs/distributed.md).
       mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed});
-      sum_over_ranks(*coll_, {&correct, &seen});
+      sum_counts_over_ranks(*coll_, {&correct, &seen});
       average_running_stats(*coll_, *net_, ema_.net.get());
       // Validation (on the EMA weights when enabled), split over the ranks.
       models::FerModelImpl& eval_net = ema_.net ? *ema_.net : *net_;

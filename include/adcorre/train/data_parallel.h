@@ -37,7 +37,7 @@ void average_running_stats(Collective& coll, torch::nn::Module& net, torch::nn::
 
 // Sums (or averages) scalars over ranks in place, in one collective.
 void sum_over_ranks(Collective& coll, const std::vector<double*>& values);
-void sum_over_ranks(Collective& coll, const std::vector<int64_t*>& values);
+void sum_counts_over_ranks(Collective& coll, const std::vector<int64_t*>& values);
 void mean_over_ranks(Collective& coll, const std::vector<double*>& values);
 
 // Per-rank state that differs between ranks: the augmentation generator,
