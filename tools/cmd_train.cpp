@@ -16,6 +16,7 @@ struct TrainCli {
   std::string config_file, resume_dir;
   bool no_adaptive = false;
   bool distributed = false;
+  adcorre::train::DistributedOptions dist;
   std::string argv_line;
 };
 
@@ -44,7 +45,11 @@ int run_train(TrainCli& o, CLI::App& app) {
   if (g.seed) c.seed = g.seed;
   c.command = o.argv_line;
   std::shared_ptr<train::Collective> coll;
-  if (o.distributed) coll = train::make_distributed_collective_from_env(c.device);
+  if (o.distributed) {
+    coll = train::make_distributed_collective_from_env(c.device, o.dist);
+    // Rank 0 speaks for the group; the others only warn and fail.
+    if (!coll->is_main() && !g.verbose) log::set_level(log::Level::quiet);
+  }
   train::TrainResult r;
   if (!o.resume_dir.empty()) {
     r = train::resume(o.resume_dir, app.get_option("--epochs")->count() ? c.epochs : 0, coll);
@@ -111,6 +116,9 @@ adcorre::cli::Registrar reg({"train", "train a model (Ad-Corre or CE loss) with 
   app.add_option("--log-every", c.log_every, "steps between log lines when not on a terminal")->capture_default_str();
   app.add_option("--max-steps-per-epoch", c.max_steps_per_epoch, "cap steps per epoch (smoke runs)")->capture_default_str();
   app.add_flag("--distributed", o->distributed, "data-parallel over the ranks given by RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT");
+  app.add_option("--dist-timeout", o->dist.timeout_s, "--distributed: seconds before a stalled collective or rendezvous fails")
+      ->capture_default_str();
+  app.add_option("--dist-backend", o->dist.backend, "--distributed: auto | gloo | nccl")->capture_default_str();
   return [o, &app] {
     o->argv_line = "adcorre train";
     for (auto& opt : app.get_options())

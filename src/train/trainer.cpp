@@ -16,6 +16,7 @@
 #include "adcorre/eval/plots.h"
 #include "adcorre/loss/adcorre_loss.h"
 #include "adcorre/models/model_file.h"
+#include "adcorre/train/data_parallel.h"
 #include "adcorre/train/lr_schedule.h"
 #include "adcorre/train/optimizer_factory.h"
 #include "adcorre/train/progress.h"
@@ -190,7 +191,9 @@ class Run {
       lo.lambda_ed = cfg_.lambda_ed;
     }
     lo.adaptive = cfg_.adaptive;
-    lo.window = cfg_.window;
+    // Each rank keeps 1/world of the window: the summed counts cover the last
+    // `window` samples of the group, as in a single process.
+    lo.window = (cfg_.window + coll_->world_size() - 1) / coll_->world_size();
     lo.label_smoothing = cfg_.label_smoothing;
     loss_ = std::make_unique<loss::AdCorreLoss>(lo);
     if (coll_->world_size() > 1) {
@@ -228,6 +231,8 @@ class Run {
   std::string checkpoint_path() const { return (sfs::path(run_dir_) / "checkpoint.pt").string(); }
 
   void save_checkpoint() {
+    // Ranks differ in RNG streams and confusion windows: rank 0 keeps them all.
+    const at::Tensor rank_states = gather_rank_states(*coll_, loss_->window(), gen_);
     if (!coll_->is_main()) return;
     torch::serialize::OutputArchive a;
     a.write("config_json", c10::IValue(cfg_.to_json().dump()));
@@ -249,6 +254,7 @@ class Run {
     a.write("position", torch::tensor({static_cast<int64_t>(st_.epoch), st_.step_in_epoch, st_.global_step,
                                        static_cast<int64_t>(st_.best_epoch)}));
     a.write("best_acc", torch::tensor({st_.best_acc}, torch::kDouble));
+    a.write("rank_states", rank_states);
     const std::string tmp = fs::temp_path_for(checkpoint_path());
     a.save_to(tmp);
     fs::commit_temp(tmp, checkpoint_path());
@@ -261,6 +267,7 @@ class Run {
     } catch (const c10::Error& e) {
       throw Error("cannot read checkpoint " + checkpoint_path() + ": " + e.what_without_backtrace());
     }
+    check_group_size(a, checkpoint_path(), *coll_);
     torch::serialize::InputArchive m, o;
     a.read("model", m);
     load_module_state(m, *net_, "model");
@@ -289,6 +296,7 @@ class Run {
     st_.global_step = pos[2].item<int64_t>();
     st_.best_epoch = static_cast<int>(pos[3].item<int64_t>());
     st_.best_acc = read_tensor("best_acc")[0].item<double>();
+    restore_rank_state(a, *coll_, loss_->window(), gen_);  // this rank's RNGs and window
     log::info("resumed " + run_dir_ + " at epoch " + std::to_string(st_.epoch + 1) + ", step " +
               std::to_string(st_.step_in_epoch));
   }
@@ -389,7 +397,12 @@ class Run {
         if (cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_)
           save_checkpoint();
       }
-      // Validation (on the EMA weights when enabled).
+      // Group-wide training metrics and batch-norm running statistics (the
+      // mean over ranks, see docs/distributed.md).
+      mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed});
+      sum_counts_over_ranks(*coll_, {&correct, &seen});
+      average_running_stats(*coll_, *net_, ema_.net.get());
+      // Validation (on the EMA weights when enabled), split over the ranks.
       models::FerModelImpl& eval_net = ema_.net ? *ema_.net : *net_;
       nlohmann::json rec = {{"epoch", st_.epoch + 1}, {"step", st_.global_step},
                             {"lr", lr_at(cfg_, std::max<int64_t>(st_.global_step - 1, 0), total_steps, steps_per_epoch_)},
@@ -399,12 +412,12 @@ class Run {
                             {"train_accuracy", seen ? static_cast<double>(correct) / seen : 0},
                             {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
       double val_acc = rec["train_accuracy"];
-      if (val_.size() > 0 && coll_->is_main()) {
-        auto r = eval::evaluate_cache(eval_net, mcfg_, val_, "none", device_);
-        val_acc = r.metrics.accuracy;
-        rec["val_accuracy"] = r.metrics.accuracy;
-        rec["val_mean_class_accuracy"] = r.metrics.mean_class_accuracy;
-        rec["val_confusion"] = r.metrics.confusion();
+      if (val_.size() > 0) {
+        auto m = evaluate_sharded(eval_net, mcfg_, val_, device_, *coll_);
+        val_acc = m.accuracy;
+        rec["val_accuracy"] = m.accuracy;
+        rec["val_mean_class_accuracy"] = m.mean_class_accuracy;
+        rec["val_confusion"] = m.confusion();
       }
       char summary[200];
       std::snprintf(summary, sizeof summary, "epoch %d/%d: loss %.4f train acc %.4f val acc %.4f (%.0f s)",
