@@ -274,7 +274,9 @@ TEST(Distributed, BucketPlanGroupsByDtypeAndSize) {
   std::vector<at::Tensor> ts{torch::zeros({100}), torch::zeros({3}, torch::kLong), torch::zeros({100}),
                              torch::zeros({300}), torch::zeros({2}, torch::kLong), torch::zeros({10})};
   auto plan = train::plan_buckets(ts, 1000);  // 1000 bytes = 250 floats
-  std::vector<std::vector<size_t>> expected{{0, 2}, {3}, {1, 4}, {5}};
+  // float tensors first (the first dtype seen), each bucket closed when the
+  // next tensor would overflow it; then the long ones.
+  std::vector<std::vector<size_t>> expected{{0, 2}, {3}, {5}, {1, 4}};
   EXPECT_EQ(plan, expected);
   // Everything in one bucket when it fits.
   auto one = train::plan_buckets({torch::zeros({10}), torch::zeros({10})}, 25 << 20);

@@ -52,7 +52,9 @@ int run_train(TrainCli& o, CLI::App& app) {
   }
   train::TrainResult r;
   if (!o.resume_dir.empty()) {
-    r = train::resume(o.resume_dir, app.get_option("--epochs")->count() ? c.epochs : 0, coll);
+    // Only what the user asked for now overrides the saved config.
+    const int threads = app.get_option("--threads")->count() ? c.threads : g.threads;
+    r = train::resume(o.resume_dir, app.get_option("--epochs")->count() ? c.epochs : 0, coll, threads);
   } else {
     r = train::train(c, coll);
   }

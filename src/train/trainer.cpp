@@ -154,6 +154,9 @@ class Run {
       class_weights_ = (counts.sum() / counts / mcfg_.num_classes());
     }
 
+    // The run's seed decides the initial weights (rank 0's; the others get
+    // them by broadcast), so the same command gives the same run.
+    torch::manual_seed(cfg_.seed);
     net_ = models::create_model(mcfg_);
     if (!cfg_.init.empty() && !resuming) {
       auto r = models::init_from(*net_, cfg_.init);
@@ -477,7 +480,7 @@ TrainResult train(const TrainConfig& cfg, std::shared_ptr<Collective> collective
   return run.loop();
 }
 
-TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective) {
+TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective, int threads) {
   const auto ckpt = (sfs::path(run_dir) / "checkpoint.pt").string();
   if (!sfs::exists(ckpt)) throw Error("no checkpoint to resume in " + run_dir + " (expected " + ckpt + ")");
   torch::serialize::InputArchive a;
@@ -491,6 +494,7 @@ TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Colle
   auto cfg = TrainConfig::from_json(nlohmann::json::parse(v.toStringRef()));
   cfg.out = run_dir;
   if (epochs > 0) cfg.epochs = epochs;
+  if (threads > 0) cfg.threads = threads;
   Run run(cfg, std::move(collective));
   run.setup(true);
   run.load_checkpoint();

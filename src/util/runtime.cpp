@@ -1,5 +1,7 @@
 #include "adcorre/util/runtime.h"
 
+#include <dlfcn.h>
+
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -14,6 +16,11 @@ namespace adcorre::runtime {
 void set_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
+  // OpenBLAS keeps its own thread pool, which torch::set_num_threads does not
+  // size: without this a --threads 1 run still spins a second BLAS thread
+  // (measured by the benchmarks). Looked up at run time so that any BLAS links.
+  using SetFn = void (*)(int);
+  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
 }
 int threads() { return torch::get_num_threads(); }
 

@@ -36,7 +36,10 @@ TrainResult train(const TrainConfig& cfg, std::shared_ptr<Collective> collective
 
 // Resumes the run in `run_dir` from its checkpoint, with its saved config.
 // `epochs` > 0 changes the total number of epochs.
-TrainResult resume(const std::string& run_dir, int epochs = 0, std::shared_ptr<Collective> collective = nullptr);
+// `threads` > 0 replaces the saved thread count (a run started on an idle
+// machine may have to continue on a busy one, or the other way round).
+TrainResult resume(const std::string& run_dir, int epochs = 0, std::shared_ptr<Collective> collective = nullptr,
+                   int threads = 0);
 
 // Writes a model file from a run's checkpoint: its current raw weights, or
 // its EMA weights when `ema` (and the run used --ema). Provenance names the

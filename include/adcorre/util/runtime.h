@@ -7,8 +7,8 @@ namespace c10 { struct Device; }
 
 namespace adcorre::runtime {
 
-// Sets LibTorch's intra-op threads (n <= 0: all cores). LibTorch defaults to
-// ONE thread here, so every entry point must call this.
+// Sets LibTorch's intra-op threads and OpenBLAS's pool (n <= 0: all cores).
+// LibTorch defaults to ONE thread here, so every entry point must call this.
 void set_threads(int n);
 int threads();
 
