@@ -115,7 +115,8 @@ TEST(Fer2013Csv, ReadsSplitsWithInlinePixels) {
   // The cache holds exactly the inline pixels.
   auto cache = build_cache(val, gray48(), {1, false, true});
   ASSERT_EQ(cache.size(), 2);
-  auto expect = torch::from_blob(pattern(48, 48, 4).data, {48, 48}, torch::kUInt8);
+  const cv::Mat expected_pixels = pattern(48, 48, 4);  // alive while `expect` points into it
+  auto expect = torch::from_blob(expected_pixels.data, {48, 48}, torch::kUInt8);
   EXPECT_TRUE(torch::equal(cache.pixels[1][0], expect));
 }
 

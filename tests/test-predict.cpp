@@ -3,6 +3,7 @@
 // recursion, videos, annotation, bad inputs. Uses a random-weight fer-tiny
 // model: these tests check the plumbing, not the accuracy.
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -358,3 +359,44 @@ TEST(PredictInputs, ExpandsFoldersInNameOrderAndKeepsExplicitFiles) {
 }
 
 }  // namespace
+
+// `adcorre eval --detect`: uncropped photos go through predict's detector and
+// crop; a picture without a face is skipped and reported, never guessed.
+TEST_F(PredictTest, EvalDetectScoresTheDetectedFaceAndSkipsFacelessImages) {
+  const std::string ds = *dir_ / "eval-detect";
+  std::filesystem::create_directories(ds + "/happy");
+  std::filesystem::create_directories(ds + "/sad");
+  std::filesystem::copy_file(kSample, ds + "/happy/astronaut.jpg", std::filesystem::copy_options::overwrite_existing);
+  cv::imwrite(ds + "/sad/blank.png", cv::Mat(240, 320, CV_8UC3, cv::Scalar(180, 180, 180)));
+  const std::string json_out = *dir_ / "eval-detect.json";
+  const std::string err_file = *dir_ / "eval-stderr.txt";
+  std::string out;
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " --threads 1 eval --model '" + model_path_ + "' --data '" + ds +
+                                  "' --detect haar --json '" + json_out + "' 2>'" + err_file + "'",
+                              &out),
+            0)
+      << out;
+  std::ifstream in(json_out);
+  const json j = json::parse(in);
+  EXPECT_EQ(j["n"].get<int>(), 1);  // the blank picture was skipped
+  EXPECT_EQ(j["detect"], "haar");
+  std::ifstream err_in(err_file);
+  std::stringstream err;
+  err << err_in.rdbuf();
+  EXPECT_NE(err.str().find("blank.png: no face found"), std::string::npos) << err.str();
+  // The one scored face got the label predict gives it.
+  auto p = predictor();
+  const auto faces = p.predict(sample());
+  ASSERT_EQ(faces.size(), 1u);
+  const auto& names = p.config().class_names;
+  const auto happy = std::find(names.begin(), names.end(), "happy") - names.begin();
+  const auto predicted = std::find(names.begin(), names.end(), faces[0].label) - names.begin();
+  EXPECT_DOUBLE_EQ(j["confusion"][happy][predicted].get<double>(), 1.0);
+  // Without detection both pictures are scored as they are.
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " --threads 1 eval --model '" + model_path_ + "' --data '" + ds +
+                                  "' --json '" + json_out + "' 2>/dev/null",
+                              &out),
+            0);
+  std::ifstream in2(json_out);
+  EXPECT_EQ(json::parse(in2)["n"].get<int>(), 2);
+}

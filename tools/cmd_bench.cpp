@@ -34,7 +34,7 @@ int run_bench(BenchCli& c) {
   return 0;
 }
 
-adcorre::cli::Registrar reg(
+adcorre::cli::Registrar register_bench(
     {"bench", "benchmarks side by side with Python: inference, training, loss, loader, predict",
      [](CLI::App& app) {
        auto c = std::make_shared<BenchCli>();

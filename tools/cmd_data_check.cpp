@@ -24,7 +24,7 @@ int run_data_check(const DataCheckArgs& a) {
   return a.fail && !rep.clean() ? 3 : 0;
 }
 
-adcorre::cli::Registrar reg({"data-check", "counts per split and class, and problems (unreadable, duplicates, odd sizes)",
+adcorre::cli::Registrar register_data_check({"data-check", "counts per split and class, and problems (unreadable, duplicates, odd sizes)",
                              [](CLI::App& app) {
                                auto a = std::make_shared<DataCheckArgs>();
                                app.add_option("path", a->path, "dataset folder or file")->required();

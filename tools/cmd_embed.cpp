@@ -83,7 +83,7 @@ int run_embed(const EmbedCli& o) {
   return 0;
 }
 
-adcorre::cli::Registrar reg({"embed", "embeddings of a dataset (CSV) and their t-SNE/PCA map (PNG)", [](CLI::App& app) {
+adcorre::cli::Registrar register_embed({"embed", "embeddings of a dataset (CSV) and their t-SNE/PCA map (PNG)", [](CLI::App& app) {
   auto o = std::make_shared<EmbedCli>();
   app.add_option("--model", o->model, "model file (default: the shipped FER-2013 model)");
   app.add_option("--data", o->data, "dataset path")->required();

@@ -34,7 +34,6 @@ int run_eval(const EvalCli& o) {
     cache = data::build_cache(ds, m.config, {g.threads, o.strict, false});
   }
   auto r = eval::evaluate_cache(*m.net, m.config, cache, o.tta, g.device);
-  for (size_t i = 0; i < m.config.class_names.size(); ++i) (void)i;
   auto j = r.to_json();
   j["model"] = model_path;
   j["data"] = o.data;
@@ -46,7 +45,7 @@ int run_eval(const EvalCli& o) {
   return 0;
 }
 
-adcorre::cli::Registrar reg({"eval", "evaluate a model on a labelled dataset", [](CLI::App& app) {
+adcorre::cli::Registrar register_eval({"eval", "evaluate a model on a labelled dataset", [](CLI::App& app) {
   auto o = std::make_shared<EvalCli>();
   app.add_option("--model", o->model, "model file (default: the shipped FER-2013 model)");
   app.add_option("--data", o->data, "dataset path")->required();

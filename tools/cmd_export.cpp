@@ -12,7 +12,7 @@ struct ExportCli {
   std::string run_dir, out;
   bool raw = false;
 };
-adcorre::cli::Registrar reg({"export", "write a model file from a run's checkpoint (raw or EMA weights)", [](CLI::App& app) {
+adcorre::cli::Registrar register_export({"export", "write a model file from a run's checkpoint (raw or EMA weights)", [](CLI::App& app) {
   auto o = std::make_shared<ExportCli>();
   app.add_option("SOURCE", o->run_dir, "run folder holding checkpoint.pt, or a model file to re-save (adds a checksum)")->required();
   app.add_option("--out", o->out, "model file to write")->required();

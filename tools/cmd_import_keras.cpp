@@ -52,7 +52,7 @@ int run_import_keras(const ImportKerasOptions& o) {
   return 0;
 }
 
-adcorre::cli::Registrar reg(
+adcorre::cli::Registrar register_import_keras(
     {"import-keras", "import a Keras HDF5 model (.h5/.hdf5) as an adcorre model file", [](CLI::App& app) {
        auto o = std::make_shared<ImportKerasOptions>();
        app.add_option("file", o->file, "the Keras model file (model.save(...) HDF5)")->required();

@@ -70,7 +70,7 @@ int run_info(const InfoOptions& o) {
   return 0;
 }
 
-adcorre::cli::Registrar reg({"info", "versions, capabilities, and model or architecture summaries",
+adcorre::cli::Registrar register_info({"info", "versions, capabilities, and model or architecture summaries",
                              [](CLI::App& app) {
                                auto o = std::make_shared<InfoOptions>();
                                app.add_option("--arch", o->arch, "print the summary of a preset (xception, fer-compact, fer-tiny)");

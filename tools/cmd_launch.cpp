@@ -255,7 +255,7 @@ int run_launch(LaunchCli& o) {
   return result;
 }
 
-adcorre::cli::Registrar reg({"launch", "start N ranks of a distributed command here (torchrun-style environment)",
+adcorre::cli::Registrar register_launch({"launch", "start N ranks of a distributed command here (torchrun-style environment)",
                              [](CLI::App& app) {
   auto o = std::make_shared<LaunchCli>();
   app.add_option("--nproc", o->nproc, "ranks on this machine (one per GPU, or cores / threads-per-rank on CPU)")

@@ -7,7 +7,7 @@
 
 namespace {
 
-adcorre::cli::Registrar reg({"plot", "redraw a run folder's training curves and confusion heatmap", [](CLI::App& app) {
+adcorre::cli::Registrar register_plot({"plot", "redraw a run folder's training curves and confusion heatmap", [](CLI::App& app) {
   auto run_dir = std::make_shared<std::string>();
   app.add_option("run_dir", *run_dir, "run folder (holds metrics.jsonl)")->required();
   return [run_dir] {

@@ -328,7 +328,7 @@ int run_predict(PredictCli& o) {
   return 0;
 }
 
-adcorre::cli::Registrar reg(
+adcorre::cli::Registrar register_predict(
     {"predict", "the expression of every face in images, folders, videos or a camera (JSON lines or CSV)", [](CLI::App& app) {
        auto o = std::make_shared<PredictCli>();
        app.add_option("inputs", o->inputs, "image or video files, or folders (searched recursively)");

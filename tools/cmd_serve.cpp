@@ -79,7 +79,7 @@ int run_serve(ServeOptions o) {
   return 0;
 }
 
-adcorre::cli::Registrar reg({"serve", "the HTTP service: POST /v1/predict, GET /v1/health, GET /v1/model, and a web page at /",
+adcorre::cli::Registrar register_serve({"serve", "the HTTP service: POST /v1/predict, GET /v1/health, GET /v1/model, and a web page at /",
                              [](CLI::App& app) {
                                auto o = std::make_shared<ServeOptions>();
                                auto& s = o->server;

@@ -96,7 +96,7 @@ int run_bench(BenchOptions o) {
   return result.errors == 0 ? 0 : 1;
 }
 
-adcorre::cli::Registrar reg({"serve-bench", "load-test the HTTP service: throughput, p50/p99 latency, errors (JSON on stdout)",
+adcorre::cli::Registrar register_serve_bench({"serve-bench", "load-test the HTTP service: throughput, p50/p99 latency, errors (JSON on stdout)",
                              [](CLI::App& app) {
                                auto o = std::make_shared<BenchOptions>();
                                app.add_option("--url", o->url, "a running service (http://HOST:PORT); default: start one in-process");

@@ -66,7 +66,7 @@ int run_train(TrainCli& o, CLI::App& app) {
   return 0;
 }
 
-adcorre::cli::Registrar reg({"train", "train a model (Ad-Corre or CE loss) with checkpoints and resume", [](CLI::App& app) {
+adcorre::cli::Registrar register_train({"train", "train a model (Ad-Corre or CE loss) with checkpoints and resume", [](CLI::App& app) {
   auto o = std::make_shared<TrainCli>();
   auto& c = o->c;
   app.add_option("--config", o->config_file, "JSON file with any of the options below (command-line options win)");
