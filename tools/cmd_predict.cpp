@@ -319,8 +319,9 @@ int run_predict(PredictCli& o) {
   }
   std::signal(SIGINT, previous);
 
-  log::info("predicted " + std::to_string(t.faces) + " faces in " + std::to_string(t.records) + " records from " + std::to_string(t.read) +
-            " inputs" + (t.failed ? " (" + std::to_string(t.failed) + " errors)" : ""));
+  auto count = [](long n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };
+  log::info("predicted " + count(t.faces, "face") + " in " + count(t.records, "record") + " from " + count(t.read, "input") +
+            (t.failed ? " (" + count(t.failed, "error") + ")" : ""));
   if (t.read == 0) {
     std::cerr << "error: nothing could be read\n";
     return 1;

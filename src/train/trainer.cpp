@@ -480,15 +480,23 @@ TrainResult train(const TrainConfig& cfg, std::shared_ptr<Collective> collective
   return run.loop();
 }
 
-TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective, int threads) {
+// Opens RUN_DIR/checkpoint.pt into `a`; `missing` starts the error for a run
+// folder without one. Returns the checkpoint's path.
+static std::string open_run_checkpoint(const std::string& run_dir, torch::serialize::InputArchive& a,
+                                       const std::string& missing) {
   const auto ckpt = (sfs::path(run_dir) / "checkpoint.pt").string();
-  if (!sfs::exists(ckpt)) throw Error("no checkpoint to resume in " + run_dir + " (expected " + ckpt + ")");
-  torch::serialize::InputArchive a;
+  if (!sfs::exists(ckpt)) throw Error(missing + " in " + run_dir + " (expected " + ckpt + ")");
   try {
     a.load_from(ckpt);
   } catch (const c10::Error& e) {
     throw Error("cannot read checkpoint " + ckpt + ": " + e.what_without_backtrace());
   }
+  return ckpt;
+}
+
+TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective, int threads) {
+  torch::serialize::InputArchive a;
+  open_run_checkpoint(run_dir, a, "no checkpoint to resume");
   c10::IValue v;
   a.read("config_json", v);
   auto cfg = TrainConfig::from_json(nlohmann::json::parse(v.toStringRef()));
@@ -502,14 +510,8 @@ TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Colle
 }
 
 void export_checkpoint(const std::string& run_dir, const std::string& out, bool ema) {
-  const auto ckpt = (sfs::path(run_dir) / "checkpoint.pt").string();
-  if (!sfs::exists(ckpt)) throw Error("no checkpoint in " + run_dir + " (expected " + ckpt + ")");
   torch::serialize::InputArchive a;
-  try {
-    a.load_from(ckpt);
-  } catch (const c10::Error& e) {
-    throw Error("cannot read checkpoint " + ckpt + ": " + e.what_without_backtrace());
-  }
+  const std::string ckpt = open_run_checkpoint(run_dir, a, "no checkpoint");
   c10::IValue v;
   if (!a.try_read("model_config_json", v)) throw Error("checkpoint " + ckpt + " has no model config");
   auto cfg = models::ModelConfig::from_json(nlohmann::json::parse(v.toStringRef()));
