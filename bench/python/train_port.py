@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from adcorre_torch import FerModel, corr_rows  # noqa: E402
+from adcorre_torch import FerModel, corr_rows, fd_term  # noqa: E402  (fd_term already runs on any device)
 
 
 # ---------------------------------------------------------------- data
@@ -124,19 +124,6 @@ class GpuConfusionWindow:
             0, self.codes, torch.ones_like(self.codes, dtype=torch.float))[:C * C].view(C, C)
         rows = counts.sum(1, keepdim=True)
         return torch.where(rows > 0, counts / rows.clamp_min(1), torch.zeros_like(counts))
-
-
-def fd_term(e, labels, confusion):
-    B = e.shape[1]
-    phi = corr_rows(e)
-    omega = (labels.unsqueeze(0) == labels.unsqueeze(1)).to(e.dtype) * 2 - 1
-    diff = (omega.unsqueeze(0) - phi).abs()
-    if confusion is None:
-        return diff.mean()
-    miss = 1 - confusion.diagonal().index_select(0, labels)
-    off = 1 - torch.eye(B, dtype=e.dtype, device=e.device)
-    w = off * (1 + miss.unsqueeze(0) + miss.unsqueeze(1))
-    return (w.unsqueeze(0) * diff).mean()
 
 
 def md_term(e, labels, num_classes):
