@@ -254,7 +254,7 @@ def ed_term(e):
     if k < 2:
         return e.sum() * 0
     s = corr_rows(e.transpose(0, 1))
-    off = 1 - torch.eye(k, dtype=e.dtype)
+    off = 1 - torch.eye(k, dtype=e.dtype, device=e.device)
     return (off * (1 + s)).mean()
 
 

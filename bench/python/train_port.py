@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from adcorre_torch import FerModel, corr_rows, fd_term  # noqa: E402  (fd_term already runs on any device)
+from adcorre_torch import FerModel, corr_rows, ed_term, fd_term  # noqa: E402  (both run on any device)
 
 
 # ---------------------------------------------------------------- data
@@ -140,13 +140,6 @@ def md_term(e, labels, num_classes):
     pair = (present.unsqueeze(0) & present.unsqueeze(1)).to(e.dtype) * (1 - torch.eye(num_classes, device=e.device))
     md = (pair.unsqueeze(0) * (1 + r)).sum() / (k * P * P)
     return torch.where(P >= 2, md, torch.zeros_like(md))
-
-
-def ed_term(e):
-    k = e.shape[0]
-    s = corr_rows(e.transpose(0, 1))
-    off = 1 - torch.eye(k, dtype=e.dtype, device=e.device)
-    return (off * (1 + s)).mean()
 
 
 class Loss:
