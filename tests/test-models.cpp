@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "adcorre/models/ensemble_model.h"
 #include "adcorre/models/fer_model.h"
 #include "adcorre/models/layers.h"
 #include "adcorre/models/model_file.h"
@@ -140,4 +141,155 @@ TEST(Models, UnknownPresetListsKnownNames) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("fer-compact"), std::string::npos);
   }
+}
+
+// A fer-tiny network with non-trivial BN statistics, in eval mode.
+static models::FerModel trained_looking_tiny(models::ModelConfig cfg, int seed) {
+  torch::manual_seed(seed);
+  auto net = models::create_model(cfg);
+  net->train();
+  torch::NoGradGuard ng;
+  for (int i = 0; i < 3; ++i) net->forward(torch::randn({8, 1, 48, 48}));
+  net->eval();
+  return net;
+}
+
+TEST(Models, EnsembleAveragesMemberProbabilities) {
+  auto cfg_a = models::preset("fer-tiny");
+  auto cfg_b = models::preset("fer-tiny");
+  cfg_b.width = 0.5;  // members may differ in architecture
+  cfg_b.k = 2;
+  auto a = trained_looking_tiny(cfg_a, 3);
+  auto b = trained_looking_tiny(cfg_b, 4);
+  auto ens = models::make_ensemble(models::ensemble_config({cfg_a, cfg_b}), {a, b});
+  ens->eval();
+  auto x = torch::randn({5, 1, 48, 48});
+  torch::NoGradGuard ng;
+  // Naive reference: the mean of the two softmax vectors.
+  auto want = (torch::softmax(a->forward(x).logits, 1) + torch::softmax(b->forward(x).logits, 1)) / 2;
+  auto out = ens->forward(x);
+  EXPECT_LT((torch::softmax(out.logits, 1) - want).abs().max().item<float>(), 1e-6);
+  EXPECT_LT((out.logits.exp() - want).abs().max().item<float>(), 1e-6);
+  EXPECT_FALSE(out.embeddings.defined());
+  EXPECT_EQ(ens->features(x).size(1), a->features(x).size(1) + b->features(x).size(1));
+  EXPECT_EQ(models::count_parameters(*ens), models::count_parameters(*a) + models::count_parameters(*b));
+}
+
+TEST(Models, EnsembleFileRoundTripAndSummary) {
+  test::TempDir tmp;
+  auto cfg = models::preset("fer-tiny");
+  auto a = trained_looking_tiny(cfg, 5);
+  auto b = trained_looking_tiny(cfg, 6);
+  auto ens_cfg = models::ensemble_config({cfg, cfg});
+  auto ens = models::make_ensemble(ens_cfg, {a, b});
+  ens->eval();
+  auto x = torch::randn({3, 1, 48, 48});
+  torch::Tensor want;
+  {
+    torch::NoGradGuard ng;
+    want = ens->forward(x).logits;
+  }
+  models::save_model(tmp / "e.pt", ens_cfg, *ens);
+  auto loaded = models::load_model(tmp / "e.pt");
+  ASSERT_EQ(loaded.config.arch, "ensemble");
+  ASSERT_EQ(loaded.config.members.size(), 2u);
+  EXPECT_EQ(loaded.config.members[1].k, cfg.k);
+  torch::NoGradGuard ng;
+  auto got = loaded.net->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)).logits;
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-5);
+  auto text = models::summary(loaded.config, *loaded.net);
+  EXPECT_NE(text.find("ensemble of 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("member 1: arch xception (preset fer-tiny)"), std::string::npos) << text;
+}
+
+TEST(Models, EnsembleRefusesMembersThatCannotShareInput) {
+  auto cfg = models::preset("fer-tiny");
+  auto expect_error = [](const std::vector<models::ModelConfig>& members, const std::string& needle) {
+    try {
+      models::ensemble_config(members);
+      FAIL() << "accepted; expected an error naming " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error({cfg}, "at least 2");
+  auto other_classes = cfg;
+  other_classes.class_names = {"a", "b", "c"};
+  expect_error({cfg, other_classes}, "members[1].class_names");
+  auto other_size = cfg;
+  other_size.input_size = 64;
+  expect_error({cfg, other_size}, "members[1].input_size");
+  auto other_norm = cfg;
+  other_norm.mean = {0.4};
+  expect_error({cfg, other_norm}, "members[1].mean");
+  auto nested = models::ensemble_config({cfg, cfg});
+  expect_error({cfg, nested}, "members[1]");
+  // A config file with arch ensemble but its members' fields broken names the member.
+  auto j = nested.to_json();
+  j["members"][0]["in_channels"] = 2;
+  try {
+    models::ModelConfig::from_json(j);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("members[0]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Models, Float16StorageHalvesTheFileAndLoadsTheRoundedWeights) {
+  test::TempDir tmp;
+  auto cfg = models::preset("fer-tiny");
+  auto net = trained_looking_tiny(cfg, 7);
+  models::save_model(tmp / "f32.pt", cfg, *net);
+  models::save_model(tmp / "f16.pt", cfg, *net, models::WeightStorage::Float16);
+  const auto size32 = std::filesystem::file_size(tmp / "f32.pt");
+  const auto size16 = std::filesystem::file_size(tmp / "f16.pt");
+  EXPECT_LT(size16, size32 * 0.6) << size16 << " vs " << size32;
+  auto loaded = models::load_model(tmp / "f16.pt");
+  auto want_params = net->named_parameters();
+  for (auto& p : loaded.net->named_parameters()) {
+    EXPECT_EQ(p.value().scalar_type(), torch::kFloat) << p.key();
+    auto rounded = want_params[p.key()].detach().to(torch::kHalf).to(torch::kFloat);
+    EXPECT_TRUE(torch::equal(p.value().contiguous(), rounded.contiguous())) << p.key();
+  }
+  auto x = torch::randn({4, 1, 48, 48});
+  torch::NoGradGuard ng;
+  auto want = torch::softmax(net->forward(x).logits, 1);
+  auto got = torch::softmax(loaded.net->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)).logits, 1);
+  EXPECT_LT((got - want).abs().max().item<float>(), 5e-3);
+  // Flipped bytes inside float16 tensor data are still caught by the checksum.
+  std::string bytes;
+  {
+    std::ifstream in(tmp / "f16.pt", std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 16; ++i) bytes[i] ^= 0x21;
+  std::ofstream(tmp / "bad16.pt", std::ios::binary).write(bytes.data(), bytes.size());
+  EXPECT_THROW(models::load_model(tmp / "bad16.pt"), Error);
+}
+
+TEST(Models, EnsembleCommandWritesAFileEvalCanUse) {
+  test::TempDir tmp;
+  auto cfg = models::preset("fer-tiny");
+  models::save_model(tmp / "a.pt", cfg, *trained_looking_tiny(cfg, 8));
+  models::save_model(tmp / "b.pt", cfg, *trained_looking_tiny(cfg, 9));
+  auto other = cfg;
+  other.class_names = {"x", "y"};
+  models::save_model(tmp / "c.pt", other, *trained_looking_tiny(other, 10));
+  const std::string bin = test::adcorre_binary();
+  std::string out;
+  ASSERT_EQ(test::run_command(bin + " ensemble " + tmp / "a.pt" + " " + tmp / "b.pt" + " --half --out " + tmp / "ab.pt", &out, true), 0) << out;
+  EXPECT_NE(out.find("ensemble of 2 models"), std::string::npos) << out;
+  auto loaded = models::load_model(tmp / "ab.pt");
+  EXPECT_EQ(loaded.config.arch, "ensemble");
+  EXPECT_EQ(loaded.config.members[0].provenance.value("file", ""), tmp / "a.pt");
+  ASSERT_EQ(test::run_command(bin + " info --model " + tmp / "ab.pt", &out, true), 0) << out;
+  EXPECT_NE(out.find("ensemble of 2"), std::string::npos) << out;
+  // Mismatched classes: a clear error naming the files, and no output file.
+  EXPECT_EQ(test::run_command(bin + " ensemble " + tmp / "a.pt" + " " + tmp / "c.pt" + " --out " + tmp / "ac.pt", &out, true), 1);
+  EXPECT_NE(out.find("class_names"), std::string::npos) << out;
+  EXPECT_NE(out.find("c.pt"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "ac.pt"));
+  // One model is not an ensemble.
+  EXPECT_EQ(test::run_command(bin + " ensemble " + tmp / "a.pt" + " --out " + tmp / "a1.pt", &out, true), 1);
+  EXPECT_NE(out.find("at least 2"), std::string::npos) << out;
 }

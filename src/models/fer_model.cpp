@@ -13,6 +13,7 @@ namespace adcorre::models {
 // Hook for backbones defined elsewhere in the library (ResNet-50, Keras graphs).
 FerModel create_resnet50_model(const ModelConfig& cfg);
 FerModel create_keras_graph_model(const ModelConfig& cfg);
+FerModel create_ensemble_model(const ModelConfig& cfg);
 
 namespace {
 
@@ -53,6 +54,7 @@ FerModel create_model(const ModelConfig& cfg) {
   if (cfg.arch == "xception") return std::make_shared<XceptionFerImpl>(cfg);
   if (cfg.arch == "resnet50") return create_resnet50_model(cfg);
   if (cfg.arch == "keras_graph") return create_keras_graph_model(cfg);
+  if (cfg.arch == "ensemble") return create_ensemble_model(cfg);
   throw Error("unknown arch '" + cfg.arch + "'");
 }
 
@@ -94,6 +96,18 @@ std::string summary(const ModelConfig& cfg, FerModelImpl& model, int batch) {
     ss << ", middle " << cfg.middle_blocks << ", exit block " << cfg.exit_block << ", exit convs";
     for (int c : cfg.exit_convs) ss << " " << c;
     ss << "\nhead k " << cfg.k << ", d " << cfg.d << ", dropout " << cfg.dropout << "\n";
+  }
+  if (cfg.arch == "ensemble") {
+    std::vector<std::shared_ptr<torch::nn::Module>> nets;
+    for (auto& c : model.named_children())
+      if (c.key() == "members") nets = c.value()->children();
+    ss << "ensemble of " << cfg.members.size() << " (mean of their class probabilities)\n";
+    for (size_t i = 0; i < cfg.members.size() && i < nets.size(); ++i) {
+      const auto& m = cfg.members[i];
+      ss << "  member " << i << ": arch " << m.arch << (m.preset.empty() ? "" : " (preset " + m.preset + ")");
+      if (m.arch == "xception") ss << " width " << m.width << " k " << m.k << " d " << m.d;
+      ss << ", parameters " << count_parameters(*nets[i]) << "\n";
+    }
   }
   int64_t backbone = 0, backbone_keras = 0;
   for (auto& c : model.named_children())

@@ -9,7 +9,7 @@ namespace adcorre::models {
 using nlohmann::json;
 
 json ModelConfig::to_json() const {
-  return json{{"format", "adcorre-model"}, {"format_version", 1},
+  json j{{"format", "adcorre-model"}, {"format_version", 1},
               {"arch", arch}, {"preset", preset},
               {"input_size", input_size}, {"in_channels", in_channels}, {"color_order", color_order},
               {"mean", mean}, {"std", std},
@@ -19,6 +19,12 @@ json ModelConfig::to_json() const {
               {"exit_convs", exit_convs}, {"bn_eps", bn_eps}, {"bn_momentum", bn_momentum},
               {"k", k}, {"d", d}, {"dropout", dropout}, {"class_names", class_names},
               {"graph", graph}, {"provenance", provenance}};
+  // Only ensembles carry the key, so every other model's config text is as before.
+  if (arch == "ensemble") {
+    j["members"] = json::array();
+    for (const auto& m : members) j["members"].push_back(m.to_json());
+  }
+  return j;
 }
 
 template <typename T>
@@ -59,6 +65,16 @@ ModelConfig ModelConfig::from_json(const json& j) {
   get_field(j, "class_names", c.class_names);
   if (j.contains("graph")) c.graph = j.at("graph");
   if (j.contains("provenance")) c.provenance = j.at("provenance");
+  if (j.contains("members")) {
+    if (!j.at("members").is_array()) throw Error("model config: field 'members' must be an array");
+    for (size_t i = 0; i < j.at("members").size(); ++i) {
+      try {
+        c.members.push_back(from_json(j.at("members")[i]));
+      } catch (const Error& e) {
+        throw Error("model config: members[" + std::to_string(i) + "]: " + e.what());
+      }
+    }
+  }
   c.validate();
   return c;
 }
@@ -67,8 +83,8 @@ void ModelConfig::validate() const {
   auto bad = [](const std::string& field, const std::string& why) {
     throw Error("model config: field '" + field + "' " + why);
   };
-  if (arch != "xception" && arch != "resnet50" && arch != "keras_graph")
-    bad("arch", "is '" + arch + "' (known: xception, resnet50, keras_graph)");
+  if (arch != "xception" && arch != "resnet50" && arch != "keras_graph" && arch != "ensemble")
+    bad("arch", "is '" + arch + "' (known: xception, resnet50, keras_graph, ensemble)");
   if (input_size < 32 && arch != "keras_graph") bad("input_size", "must be >= 32");
   if (in_channels != 1 && in_channels != 3) bad("in_channels", "must be 1 or 3");
   if (color_order != "rgb" && color_order != "bgr") bad("color_order", "must be rgb or bgr");
@@ -85,6 +101,22 @@ void ModelConfig::validate() const {
   if (d < 1 && arch != "keras_graph") bad("d", "must be >= 1");
   if (dropout < 0 || dropout >= 1) bad("dropout", "must be in [0, 1)");
   if (class_names.size() < 2) bad("class_names", "needs at least 2 classes");
+  if (arch == "ensemble") {
+    if (members.size() < 2) bad("members", "needs at least 2 models for arch ensemble");
+    for (size_t i = 0; i < members.size(); ++i) {
+      const auto& m = members[i];
+      const std::string at = "members[" + std::to_string(i) + "]";
+      if (m.arch == "ensemble") bad(at, "is itself an ensemble (list its members instead)");
+      // Preprocessing happens once, by the ensemble's config: every member must expect the same input.
+      if (m.input_size != input_size) bad(at + ".input_size", "is " + std::to_string(m.input_size) + ", the ensemble's is " + std::to_string(input_size));
+      if (m.in_channels != in_channels) bad(at + ".in_channels", "differs from the ensemble's");
+      if (m.in_channels == 3 && m.color_order != color_order) bad(at + ".color_order", "differs from the ensemble's");
+      if (m.mean != mean || m.std != std) bad(at + ".mean/std", "differ from the ensemble's (members must share the normalisation)");
+      if (m.class_names != class_names) bad(at + ".class_names", "differ from the ensemble's (same classes in the same order needed)");
+    }
+  } else if (!members.empty()) {
+    bad("members", "is only allowed for arch ensemble");
+  }
 }
 
 static ModelConfig xception_paper() {

@@ -54,33 +54,43 @@ class Checksum {
   uint64_t h_ = 0xcbf29ce484222325ULL;
 };
 
-std::string checksum_of(const std::string& config_text, FerModelImpl& net) {
+// A floating-point tensor as it is written with `storage` (float16 rounds).
+torch::Tensor as_stored(const torch::Tensor& t, WeightStorage storage) {
+  auto c = t.detach().to(torch::kCPU).contiguous();
+  if (storage == WeightStorage::Float16 && c.is_floating_point()) c = c.to(torch::kHalf);
+  return c;
+}
+
+// The checksum covers the values load_model will hold: the stored tensors
+// converted back to the network's dtype (float16 storage is rounded first).
+std::string checksum_of(const std::string& config_text, FerModelImpl& net, WeightStorage storage = WeightStorage::Float32) {
   Checksum c;
   c.add(config_text);
-  for (auto& p : net.named_parameters()) {
-    c.add(p.key());
-    c.add(p.value());
-  }
-  for (auto& b : net.named_buffers()) {
-    c.add(b.key());
-    c.add(b.value());
-  }
+  auto add_all = [&](const torch::OrderedDict<std::string, torch::Tensor>& tensors) {
+    for (auto& p : tensors) {
+      c.add(p.key());
+      c.add(as_stored(p.value(), storage).to(p.value().scalar_type()));
+    }
+  };
+  add_all(net.named_parameters());
+  add_all(net.named_buffers());
   return c.hex();
 }
 
 }  // namespace
 
-void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net) {
+void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net, WeightStorage storage) {
   torch::serialize::OutputArchive archive;
   const std::string config_text = config.to_json().dump();
   archive.write("config_json", c10::IValue(config_text));
-  archive.write("checksum", c10::IValue(checksum_of(config_text, net)));
+  archive.write("checksum", c10::IValue(checksum_of(config_text, net, storage)));
+  archive.write("weight_storage", c10::IValue(std::string(storage == WeightStorage::Float16 ? "float16" : "float32")));
   torch::serialize::OutputArchive weights;
-  // Weights are stored contiguous (NCHW) in float32 so any reader gets plain tensors.
+  // Weights are stored contiguous (NCHW), float32 or float16, so any reader gets plain tensors.
   {
     torch::NoGradGuard ng;
-    for (auto& p : net.named_parameters()) weights.write(p.key(), p.value().detach().to(torch::kCPU).contiguous(), false);
-    for (auto& b : net.named_buffers()) weights.write(b.key(), b.value().to(torch::kCPU).contiguous(), true);
+    for (auto& p : net.named_parameters()) weights.write(p.key(), as_stored(p.value(), storage), false);
+    for (auto& b : net.named_buffers()) weights.write(b.key(), as_stored(b.value(), storage), true);
   }
   archive.write("model", weights);
   auto parent = std::filesystem::path(path).parent_path();

@@ -12,7 +12,9 @@ namespace adcorre::models {
 
 struct ModelConfig {
   // Backbone family: "xception" (scaled by the fields below), "resnet50",
-  // or "keras_graph" (an imported Keras functional graph held in `graph`).
+  // "keras_graph" (an imported Keras functional graph held in `graph`), or
+  // "ensemble" (the models in `members` answering as one; see
+  // models/ensemble_model.h).
   std::string arch = "xception";
   std::string preset;  // the preset name it was made from ("" when custom)
 
@@ -44,6 +46,9 @@ struct ModelConfig {
 
   // Arch-specific payload (Keras graph JSON, etc.).
   nlohmann::json graph;
+  // arch "ensemble": one config per member (none of them an ensemble); they
+  // share this config's input fields and class_names.
+  std::vector<ModelConfig> members;
   // Provenance: dataset, epochs, metrics, command, date, ...
   nlohmann::json provenance = nlohmann::json::object();
 

@@ -4,7 +4,9 @@
 // torch.jit.load(path): the weights are the module's parameters/buffers
 // (under "model.") and the config is the string attribute "config_json".
 //
-// save_model writes atomically (temp file + rename).
+// save_model writes atomically (temp file + rename). Weights are stored in
+// float32, or in float16 (half the size) when asked; load_model reads either
+// into float32 tensors, and the checksum covers the values as loaded.
 // load_model refuses a truncated, corrupt or mismatched file with an
 // adcorre::Error that names the file and what is wrong.
 #pragma once
@@ -19,7 +21,10 @@ struct LoadedModel {
   FerModel net;
 };
 
-void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net);
+enum class WeightStorage { Float32, Float16 };
+
+void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net,
+                WeightStorage storage = WeightStorage::Float32);
 // Loads, moves to `device`, channels_last on CPU, eval mode.
 LoadedModel load_model(const std::string& path, const std::string& device = "cpu");
 // Reads only the config (fast; for `info`).
