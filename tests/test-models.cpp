@@ -14,6 +14,30 @@
 
 using namespace adcorre;
 
+// A fer-tiny network with non-trivial BN statistics, in eval mode.
+static models::FerModel trained_looking_tiny(models::ModelConfig cfg, int seed) {
+  torch::manual_seed(seed);
+  auto net = models::create_model(cfg);
+  net->train();
+  torch::NoGradGuard ng;
+  for (int i = 0; i < 3; ++i) net->forward(torch::randn({8, 1, 48, 48}));
+  net->eval();
+  return net;
+}
+
+// Saves `net` to `path`, loads it back, and expects the same logits for a
+// random batch (the loaded net is channels_last, as load_model makes it).
+static models::LoadedModel round_trip(models::FerModelImpl& net, const models::ModelConfig& cfg, const std::string& path) {
+  auto x = torch::randn({4, 1, 48, 48});
+  torch::NoGradGuard ng;
+  auto want = net.forward(x).logits;
+  models::save_model(path, cfg, net);
+  auto loaded = models::load_model(path);
+  auto got = loaded.net->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)).logits;
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-5) << path;
+  return loaded;
+}
+
 TEST(Models, PaperXceptionBackboneHasKerasParameterCount) {
   auto cfg = models::preset("xception");
   auto net = models::create_model(cfg);
@@ -63,25 +87,10 @@ TEST(Models, TensorFlowSamePadding) {
 
 TEST(Models, SaveLoadRoundTripGivesIdenticalOutputs) {
   test::TempDir tmp;
-  torch::manual_seed(1);
   auto cfg = models::preset("fer-tiny");
   cfg.provenance = {{"note", "test"}};
-  auto net = models::create_model(cfg);
-  // Make BN statistics non-trivial.
-  net->train();
-  for (int i = 0; i < 3; ++i) net->forward(torch::randn({8, 1, 48, 48}));
-  net->eval();
-  auto x = torch::randn({4, 1, 48, 48});
-  torch::Tensor want;
-  {
-    torch::NoGradGuard ng;
-    want = net->forward(x).logits;
-  }
-  models::save_model(tmp / "m.pt", cfg, *net);
-  auto loaded = models::load_model(tmp / "m.pt");
-  torch::NoGradGuard ng;
-  auto got = loaded.net->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)).logits;
-  EXPECT_LT((got - want).abs().max().item<float>(), 1e-5);
+  auto net = trained_looking_tiny(cfg, 1);
+  auto loaded = round_trip(*net, cfg, tmp / "m.pt");
   EXPECT_EQ(loaded.config.provenance["note"], "test");
   EXPECT_EQ(loaded.config.class_names, cfg.class_names);
 }
@@ -143,16 +152,6 @@ TEST(Models, UnknownPresetListsKnownNames) {
   }
 }
 
-// A fer-tiny network with non-trivial BN statistics, in eval mode.
-static models::FerModel trained_looking_tiny(models::ModelConfig cfg, int seed) {
-  torch::manual_seed(seed);
-  auto net = models::create_model(cfg);
-  net->train();
-  torch::NoGradGuard ng;
-  for (int i = 0; i < 3; ++i) net->forward(torch::randn({8, 1, 48, 48}));
-  net->eval();
-  return net;
-}
 
 TEST(Models, EnsembleAveragesMemberProbabilities) {
   auto cfg_a = models::preset("fer-tiny");
@@ -183,20 +182,10 @@ TEST(Models, EnsembleFileRoundTripAndSummary) {
   auto ens_cfg = models::ensemble_config({cfg, cfg});
   auto ens = models::make_ensemble(ens_cfg, {a, b});
   ens->eval();
-  auto x = torch::randn({3, 1, 48, 48});
-  torch::Tensor want;
-  {
-    torch::NoGradGuard ng;
-    want = ens->forward(x).logits;
-  }
-  models::save_model(tmp / "e.pt", ens_cfg, *ens);
-  auto loaded = models::load_model(tmp / "e.pt");
+  auto loaded = round_trip(*ens, ens_cfg, tmp / "e.pt");
   ASSERT_EQ(loaded.config.arch, "ensemble");
   ASSERT_EQ(loaded.config.members.size(), 2u);
   EXPECT_EQ(loaded.config.members[1].k, cfg.k);
-  torch::NoGradGuard ng;
-  auto got = loaded.net->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)).logits;
-  EXPECT_LT((got - want).abs().max().item<float>(), 1e-5);
   auto text = models::summary(loaded.config, *loaded.net);
   EXPECT_NE(text.find("ensemble of 2"), std::string::npos) << text;
   EXPECT_NE(text.find("member 1: arch xception (preset fer-tiny)"), std::string::npos) << text;
