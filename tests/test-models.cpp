@@ -153,6 +153,51 @@ TEST(Models, UnknownPresetListsKnownNames) {
 }
 
 
+// --init copies tensors by name and shape; a source that would initialise
+// nothing (an ensemble, another architecture) is refused, naming the file.
+TEST(Models, InitFromCopiesMatchingTensorsAndRefusesUselessSources) {
+  test::TempDir tmp;
+  auto cfg = models::preset("fer-tiny");
+  auto src = trained_looking_tiny(cfg, 11);
+  models::save_model(tmp / "src.pt", cfg, *src);
+  // Same architecture, another head (2 classes): all but the head's tensors copied.
+  auto two = cfg;
+  two.class_names = {"a", "b"};
+  torch::manual_seed(12);
+  auto dst = models::create_model(two);
+  auto report = models::init_from(*dst, tmp / "src.pt");
+  EXPECT_GT(report.matched, 0);
+  EXPECT_FALSE(report.shape_mismatch.empty());
+  auto src_params = src->named_parameters();
+  int equal = 0;
+  for (auto& p : dst->named_parameters())
+    if (p.value().sizes() == src_params[p.key()].sizes()) {
+      EXPECT_TRUE(torch::equal(p.value(), src_params[p.key()])) << p.key();
+      ++equal;
+    }
+  EXPECT_GT(equal, 0);
+  auto message = [&](const std::string& path) {
+    auto net = models::create_model(cfg);
+    try {
+      models::init_from(*net, path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto ens_cfg = models::ensemble_config({cfg, cfg});
+  auto ens = models::make_ensemble(ens_cfg, {src, trained_looking_tiny(cfg, 13)});
+  models::save_model(tmp / "ens.pt", ens_cfg, *ens);
+  auto m = message(tmp / "ens.pt");
+  EXPECT_NE(m.find("ensemble of 2"), std::string::npos) << m;
+  EXPECT_NE(m.find("ens.pt"), std::string::npos) << m;
+  auto resnet_cfg = models::preset("resnet50");
+  models::save_model(tmp / "resnet.pt", resnet_cfg, *models::create_model(resnet_cfg));
+  m = message(tmp / "resnet.pt");
+  EXPECT_NE(m.find("no tensor of the backbone matches"), std::string::npos) << m;
+  EXPECT_NE(m.find("resnet.pt"), std::string::npos) << m;
+}
+
 TEST(Models, EnsembleAveragesMemberProbabilities) {
   auto cfg_a = models::preset("fer-tiny");
   auto cfg_b = models::preset("fer-tiny");

@@ -25,11 +25,7 @@ adcorre::cli::Registrar register_export({"export", "write a model file from a ru
       auto m = adcorre::models::load_model(o->run_dir, "cpu");
       adcorre::models::save_model(o->out, m.config, *m.net, storage);
     } else {
-      adcorre::train::export_checkpoint(o->run_dir, o->out, !o->raw);
-      if (o->half) {  // re-save the exported float32 file in float16
-        auto m = adcorre::models::load_model(o->out, "cpu");
-        adcorre::models::save_model(o->out, m.config, *m.net, storage);
-      }
+      adcorre::train::export_checkpoint(o->run_dir, o->out, !o->raw, storage);
     }
     std::cout << o->out << "\n";
     return 0;

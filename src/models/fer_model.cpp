@@ -23,7 +23,7 @@ class XceptionFerImpl : public FerModelImpl {
   explicit XceptionFerImpl(const ModelConfig& cfg) {
     backbone = register_module("backbone", Xception(cfg));
     head = register_module("head", AdCorreHead(backbone->feature_dim(), cfg.k, cfg.d, cfg.num_classes(), cfg.dropout));
-    init_weights();
+    init_conv_and_linear_weights(*this);
   }
   FerOutput forward(const torch::Tensor& x) override {
     auto h = head->forward(backbone->forward(x));
@@ -32,22 +32,23 @@ class XceptionFerImpl : public FerModelImpl {
   torch::Tensor features(const torch::Tensor& x) override { return backbone->forward(x); }
 
  private:
-  void init_weights() {
-    torch::NoGradGuard ng;
-    for (auto& m : modules(/*include_self=*/false)) {
-      if (auto* c = m->as<torch::nn::Conv2dImpl>()) {
-        torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-      } else if (auto* l = m->as<torch::nn::LinearImpl>()) {
-        torch::nn::init::xavier_uniform_(l->weight);
-        torch::nn::init::zeros_(l->bias);
-      }
-    }
-  }
   Xception backbone{nullptr};
   AdCorreHead head{nullptr};
 };
 
 }  // namespace
+
+void init_conv_and_linear_weights(torch::nn::Module& module) {
+  torch::NoGradGuard ng;
+  for (auto& m : module.modules(/*include_self=*/false)) {
+    if (auto* c = m->as<torch::nn::Conv2dImpl>()) {
+      torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+    } else if (auto* l = m->as<torch::nn::LinearImpl>()) {
+      torch::nn::init::xavier_uniform_(l->weight);
+      torch::nn::init::zeros_(l->bias);
+    }
+  }
+}
 
 FerModel create_model(const ModelConfig& cfg) {
   cfg.validate();

@@ -206,6 +206,11 @@ InitReport init_from(FerModelImpl& net, const std::string& source_path) {
   // Keras files (HDF5): ImageNet Xception weights or a Keras Ad-Corre model.
   if (keras::hdf5::is_hdf5_file(source_path)) return keras::init_from_keras(net, source_path);
   auto src = load_model(source_path, "cpu");
+  // An ensemble's tensors live under members.<i>., so none would match and
+  // training would silently start from random weights.
+  if (src.config.arch == "ensemble")
+    throw Error("initial weights " + source_path + ": an ensemble of " + std::to_string(src.config.members.size()) +
+                " models cannot initialise one network; use one member's own model file");
   InitReport r;
   torch::NoGradGuard ng;
   auto src_params = src.net->named_parameters();
@@ -227,6 +232,19 @@ InitReport init_from(FerModelImpl& net, const std::string& source_path) {
   };
   copy_all(net.named_parameters(), src_params);
   copy_all(net.named_buffers(), src_buffers);
+  // --init is for the backbone (a head may be new): a file that fits none of
+  // its tensors (another architecture) would leave the network random.
+  int backbone_tensors = 0, backbone_matched = 0;
+  for (auto& p : net.named_parameters())
+    if (p.key().rfind("backbone.", 0) == 0) {
+      ++backbone_tensors;
+      auto* s = src_params.find(p.key());
+      backbone_matched += s && s->sizes() == p.value().sizes();
+    }
+  if (r.matched == 0 || (backbone_tensors > 0 && backbone_matched == 0))
+    throw Error("initial weights " + source_path + " (arch " + src.config.arch +
+                "): no tensor of the backbone matches the network being trained by name and shape (" +
+                std::to_string(r.matched) + " tensor(s) of the head did), so nothing useful would be initialised");
   return r;
 }
 

@@ -88,15 +88,7 @@ class ResNet50FerImpl : public FerModelImpl {
   explicit ResNet50FerImpl(const ModelConfig& cfg) {
     backbone = register_module("backbone", ResNet50(cfg));
     head = register_module("head", AdCorreHead(backbone->feature_dim, cfg.k, cfg.d, cfg.num_classes(), cfg.dropout));
-    torch::NoGradGuard ng;
-    for (auto& m : modules(/*include_self=*/false)) {
-      if (auto* c = m->as<torch::nn::Conv2dImpl>()) {
-        torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-      } else if (auto* l = m->as<torch::nn::LinearImpl>()) {
-        torch::nn::init::xavier_uniform_(l->weight);
-        torch::nn::init::zeros_(l->bias);
-      }
-    }
+    init_conv_and_linear_weights(*this);
   }
   FerOutput forward(const torch::Tensor& x) override {
     auto h = head->forward(backbone->forward(x));

@@ -43,6 +43,25 @@ torch::Tensor read_or_undefined(torch::serialize::InputArchive& a, const std::st
   if (!a.try_read(key, t)) return torch::Tensor();
   return t.clone();
 }
+
+// Adam and AdamW keep the same per-parameter state under two types.
+template <typename AdamState>
+void write_adam_state(torch::serialize::OutputArchive& a, const std::string& k, AdamState& s) {
+  a.write(k + "step", torch::tensor(s.step()));
+  a.write(k + "exp_avg", s.exp_avg());
+  a.write(k + "exp_avg_sq", s.exp_avg_sq());
+  if (s.max_exp_avg_sq().defined()) a.write(k + "max_exp_avg_sq", s.max_exp_avg_sq());
+}
+template <typename AdamState>
+std::unique_ptr<AdamState> make_adam_state(int64_t step, const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq,
+                                           const torch::Tensor& max_exp_avg_sq) {
+  auto s = std::make_unique<AdamState>();
+  s->step(step);
+  s->exp_avg(exp_avg);
+  s->exp_avg_sq(exp_avg_sq);
+  if (max_exp_avg_sq.defined()) s->max_exp_avg_sq(max_exp_avg_sq);
+  return s;
+}
 }  // namespace
 
 void save_optimizer_state(torch::serialize::OutputArchive& a, torch::optim::Optimizer& opt,
@@ -53,15 +72,9 @@ void save_optimizer_state(torch::serialize::OutputArchive& a, torch::optim::Opti
     if (it == state.end()) continue;
     const std::string k = "p" + std::to_string(i) + ".";
     if (auto* s = dynamic_cast<torch::optim::AdamParamState*>(it->second.get())) {
-      a.write(k + "step", torch::tensor(s->step()));
-      a.write(k + "exp_avg", s->exp_avg());
-      a.write(k + "exp_avg_sq", s->exp_avg_sq());
-      if (s->max_exp_avg_sq().defined()) a.write(k + "max_exp_avg_sq", s->max_exp_avg_sq());
+      write_adam_state(a, k, *s);
     } else if (auto* s = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get())) {
-      a.write(k + "step", torch::tensor(s->step()));
-      a.write(k + "exp_avg", s->exp_avg());
-      a.write(k + "exp_avg_sq", s->exp_avg_sq());
-      if (s->max_exp_avg_sq().defined()) a.write(k + "max_exp_avg_sq", s->max_exp_avg_sq());
+      write_adam_state(a, k, *s);
     } else if (auto* s = dynamic_cast<torch::optim::SGDParamState*>(it->second.get())) {
       if (s->momentum_buffer().defined()) a.write(k + "momentum_buffer", s->momentum_buffer());
     }
@@ -85,21 +98,13 @@ void load_optimizer_state(torch::serialize::InputArchive& a, torch::optim::Optim
             "checkpoint: optimizer state of parameter " + std::to_string(i) + " is malformed");
       exp_avg = exp_avg.to(params[i].device()).contiguous(params[i].suggest_memory_format());
       exp_avg_sq = exp_avg_sq.to(params[i].device()).contiguous(params[i].suggest_memory_format());
-      if (adam) {
-        auto s = std::make_unique<torch::optim::AdamParamState>();
-        s->step(step.item<int64_t>());
-        s->exp_avg(exp_avg);
-        s->exp_avg_sq(exp_avg_sq);
-        if (max_sq.defined()) s->max_exp_avg_sq(max_sq.to(params[i].device()));
-        state[state_key(params[i])] = std::move(s);
-      } else {
-        auto s = std::make_unique<torch::optim::AdamWParamState>();
-        s->step(step.item<int64_t>());
-        s->exp_avg(exp_avg);
-        s->exp_avg_sq(exp_avg_sq);
-        if (max_sq.defined()) s->max_exp_avg_sq(max_sq.to(params[i].device()));
-        state[state_key(params[i])] = std::move(s);
-      }
+      if (max_sq.defined()) max_sq = max_sq.to(params[i].device());
+      if (adam)
+        state[state_key(params[i])] =
+            make_adam_state<torch::optim::AdamParamState>(step.item<int64_t>(), exp_avg, exp_avg_sq, max_sq);
+      else
+        state[state_key(params[i])] =
+            make_adam_state<torch::optim::AdamWParamState>(step.item<int64_t>(), exp_avg, exp_avg_sq, max_sq);
     } else {
       auto mb = read_or_undefined(a, k + "momentum_buffer");
       if (!mb.defined()) continue;

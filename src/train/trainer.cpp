@@ -122,6 +122,27 @@ struct RunState {
   int best_epoch = -1;
 };
 
+// This rank's running sums of the epoch in progress. They are checkpointed
+// with the rest, so the metrics line of an epoch resumed mid-way covers all of
+// its steps, not only those after the resume.
+struct EpochSums {
+  double total = 0, ce = 0, fd = 0, md = 0, ed = 0;
+  int64_t correct = 0, seen = 0, steps = 0;
+  static constexpr int64_t kFields = 8;
+  at::Tensor to_tensor() const {
+    return torch::tensor({total, ce, fd, md, ed, static_cast<double>(correct), static_cast<double>(seen),
+                          static_cast<double>(steps)}, torch::kDouble);
+  }
+  static EpochSums from_tensor(const at::Tensor& t) {
+    auto v = t.contiguous();
+    const double* d = v.data_ptr<double>();
+    EpochSums e;
+    e.total = d[0], e.ce = d[1], e.fd = d[2], e.md = d[3], e.ed = d[4];
+    e.correct = static_cast<int64_t>(d[5]), e.seen = static_cast<int64_t>(d[6]), e.steps = static_cast<int64_t>(d[7]);
+    return e;
+  }
+};
+
 class Run {
  public:
   Run(TrainConfig cfg, std::shared_ptr<Collective> coll) : cfg_(std::move(cfg)), coll_(std::move(coll)) {
@@ -236,6 +257,9 @@ class Run {
   void save_checkpoint() {
     // Ranks differ in RNG streams and confusion windows: rank 0 keeps them all.
     const at::Tensor rank_states = gather_rank_states(*coll_, loss_->window(), gen_);
+    auto rank_sums = torch::zeros({coll_->world_size(), EpochSums::kFields}, torch::kDouble);
+    rank_sums[coll_->rank()].copy_(sums_.to_tensor());
+    coll_->sum(rank_sums);  // an all-gather: every other row is zero on each rank
     if (!coll_->is_main()) return;
     torch::serialize::OutputArchive a;
     a.write("config_json", c10::IValue(cfg_.to_json().dump()));
@@ -258,6 +282,7 @@ class Run {
                                        static_cast<int64_t>(st_.best_epoch)}));
     a.write("best_acc", torch::tensor({st_.best_acc}, torch::kDouble));
     a.write("rank_states", rank_states);
+    a.write("epoch_sums", rank_sums);
     const std::string tmp = fs::temp_path_for(checkpoint_path());
     a.save_to(tmp);
     fs::commit_temp(tmp, checkpoint_path());
@@ -300,8 +325,44 @@ class Run {
     st_.best_epoch = static_cast<int>(pos[3].item<int64_t>());
     st_.best_acc = read_tensor("best_acc")[0].item<double>();
     restore_rank_state(a, *coll_, loss_->window(), gen_);  // this rank's RNGs and window
+    at::Tensor rank_sums;  // absent in checkpoints of adcorre before 2026-11-28: the epoch's sums restart
+    if (a.try_read("epoch_sums", rank_sums) && st_.step_in_epoch > 0) {
+      check(rank_sums.dim() == 2 && rank_sums.size(0) == coll_->world_size() && rank_sums.size(1) == EpochSums::kFields,
+            "checkpoint " + checkpoint_path() + ": epoch_sums has the wrong shape");
+      sums_ = EpochSums::from_tensor(rank_sums[coll_->rank()].to(torch::kDouble));
+    }
+    if (coll_->is_main()) drop_metrics_after_checkpoint();
     log::info("resumed " + run_dir_ + " at epoch " + std::to_string(st_.epoch + 1) + ", step " +
               std::to_string(st_.step_in_epoch));
+  }
+
+  // A run killed after writing an epoch's metrics line but before that
+  // epoch's final checkpoint redoes the epoch's last steps on resume; its line
+  // is dropped here so that the epoch is reported once.
+  void drop_metrics_after_checkpoint() {
+    const auto path = (sfs::path(run_dir_) / "metrics.jsonl").string();
+    std::ifstream in(path);
+    std::string line, kept;
+    int dropped = 0;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception&) {
+        ++dropped;  // a line cut short by the kill
+        continue;
+      }
+      if (j.value("epoch", 0) > st_.epoch) {
+        ++dropped;
+        continue;
+      }
+      kept += line + "\n";
+    }
+    in.close();
+    if (dropped == 0) return;
+    fs::write_file_atomic(path, kept);
+    log::info("metrics.jsonl: dropped " + std::to_string(dropped) + " line(s) written after the checkpoint");
   }
 
   void save_model_file(const std::string& name, models::FerModelImpl& net, const nlohmann::json& metrics) {
@@ -338,8 +399,10 @@ class Run {
       auto order_t = torch::tensor(order, torch::kLong);
       net_->train();
       progress.start_epoch(st_.epoch, cfg_.epochs, steps_per_epoch_, st_.step_in_epoch);
-      double sum_total = 0, sum_ce = 0, sum_fd = 0, sum_md = 0, sum_ed = 0;
-      int64_t correct = 0, seen = 0, n_steps = 0;
+      if (st_.step_in_epoch == 0) sums_ = EpochSums{};
+      double &sum_total = sums_.total, &sum_ce = sums_.ce, &sum_fd = sums_.fd, &sum_md = sums_.md, &sum_ed = sums_.ed;
+      int64_t &correct = sums_.correct, &seen = sums_.seen, &n_steps = sums_.steps;
+      const int64_t seen_before = seen;  // images of this epoch done before a resume (not in img/s)
       for (int64_t s = st_.step_in_epoch; s < steps_per_epoch_; ++s) {
         auto idx = order_t.slice(0, s * cfg_.batch_size, (s + 1) * cfg_.batch_size);
         auto x = data::normalize(train_.pixels.index_select(0, idx), mcfg_);
@@ -396,7 +459,7 @@ class Run {
         std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f", sum_total / n_steps,
                       sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps, sum_ed / n_steps,
                       static_cast<double>(correct) / seen);
-        progress.update(s, seen * coll_->world_size(), fields);
+        progress.update(s, (seen - seen_before) * coll_->world_size(), fields);
         if (cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_)
           save_checkpoint();
       }
@@ -469,6 +532,7 @@ class Run {
   at::Tensor class_weights_;
   int64_t steps_per_epoch_ = 0;
   RunState st_;
+  EpochSums sums_;
 };
 
 }  // namespace
@@ -509,7 +573,7 @@ TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Colle
   return run.loop();
 }
 
-void export_checkpoint(const std::string& run_dir, const std::string& out, bool ema) {
+void export_checkpoint(const std::string& run_dir, const std::string& out, bool ema, models::WeightStorage storage) {
   torch::serialize::InputArchive a;
   const std::string ckpt = open_run_checkpoint(run_dir, a, "no checkpoint");
   c10::IValue v;
@@ -529,7 +593,7 @@ void export_checkpoint(const std::string& run_dir, const std::string& out, bool 
     cfg.provenance["dataset"] = tc.value("train_data", "");
     cfg.provenance["command"] = tc.value("command", "");
   }
-  models::save_model(out, cfg, *net);
+  models::save_model(out, cfg, *net, storage);
 }
 
 }  // namespace adcorre::train

@@ -35,6 +35,12 @@ FerModel create_model(const ModelConfig& config);
 // depthwise path on CPU). Module::to(MemoryFormat) does not exist in C++.
 void to_channels_last(torch::nn::Module& module);
 
+// The from-scratch initialisation every backbone shares, so that they start
+// alike: convolutions He-normal (fan-out, ReLU gain), linear layers
+// Glorot-uniform with zero bias; other modules keep their defaults. Draws
+// from torch's global generator in module order (the run seed fixes it).
+void init_conv_and_linear_weights(torch::nn::Module& module);
+
 // Counts: trainable parameters, and "Keras-style" = parameters + BN running
 // mean/var (what Keras' count_params reports).
 int64_t count_parameters(torch::nn::Module& module);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "adcorre/models/fer_model.h"
+#include "adcorre/models/weight_storage.h"
 
 namespace adcorre::models {
 
@@ -20,8 +21,6 @@ struct LoadedModel {
   ModelConfig config;
   FerModel net;
 };
-
-enum class WeightStorage { Float32, Float16 };
 
 void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net,
                 WeightStorage storage = WeightStorage::Float32);
@@ -39,6 +38,9 @@ std::string default_model_path();
 // torch::save) into `net` by name and shape; returns a report of what matched.
 // A Keras HDF5 file (Keras' ImageNet Xception weights, a Keras Ad-Corre model)
 // initialises an adcorre Xception through keras::init_from_keras.
+// Throws adcorre::Error naming the file when it is an ensemble (its tensors
+// belong to several networks) or when no parameter of the backbone matches
+// (another architecture); tensors with another shape (a new head) are reported.
 struct InitReport { int matched = 0; std::vector<std::string> missing, unexpected, shape_mismatch; };
 InitReport init_from(FerModelImpl& net, const std::string& source_path);
 

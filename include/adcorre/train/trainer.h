@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adcorre/models/weight_storage.h"
 #include "adcorre/train/collective.h"
 #include "adcorre/train/train_config.h"
 
@@ -43,7 +44,8 @@ TrainResult resume(const std::string& run_dir, int epochs = 0, std::shared_ptr<C
 
 // Writes a model file from a run's checkpoint: its current raw weights, or
 // its EMA weights when `ema` (and the run used --ema). Provenance names the
-// checkpoint and its position.
-void export_checkpoint(const std::string& run_dir, const std::string& out, bool ema);
+// checkpoint and its position. `storage` Float16 halves the file (written once).
+void export_checkpoint(const std::string& run_dir, const std::string& out, bool ema,
+                       models::WeightStorage storage = models::WeightStorage::Float32);
 
 }  // namespace adcorre::train
