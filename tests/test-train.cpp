@@ -82,8 +82,6 @@ TEST(Train, SyntheticSetLearnsWithAdCorreAndCe) {
   }
 }
 
-// Resume continues a run from its checkpoint to the requested end (a longer
-// run than the one saved; bit-exactness is KilledRunResumesFromItsLastCheckpoint's).
 // export writes the checkpoint's EMA weights (the run's last.pt) or its raw
 // weights, in float32 or float16, and names what is missing otherwise.
 TEST(Train, ExportWritesTheRawOrEmaWeightsOfTheCheckpoint) {
@@ -140,6 +138,8 @@ TEST(Train, ExportWritesTheRawOrEmaWeightsOfTheCheckpoint) {
   EXPECT_FALSE(sfs::exists(f.tmp / "y.pt"));
 }
 
+// Resume continues a run from its checkpoint to the requested end (a longer
+// run than the one saved; bit-exactness is KilledRunResumesFromItsLastCheckpoint's).
 TEST(Train, ResumeContinuesToTheEnd) {
   log::set_level(log::Level::quiet);
   Fixture f;
