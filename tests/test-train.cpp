@@ -253,20 +253,28 @@ TEST(Train, KilledRunResumesFromItsLastCheckpoint) {
     EXPECT_TRUE(torch::equal(p.value(), b.net->named_buffers()[p.key()])) << p.key();
   // The metrics lines agree too, the interrupted epoch's included: its running
   // sums came back from the checkpoint (only the wall-clock seconds differ).
-  auto metric_lines = [](const std::string& run) {
+  auto metric_lines = [](const std::string& run, std::vector<double>* seconds) {
     std::ifstream in(sfs::path(run) / "metrics.jsonl");
     std::vector<nlohmann::json> lines;
     std::string line;
     while (std::getline(in, line))
       if (!line.empty()) {
         auto j = nlohmann::json::parse(line);
+        seconds->push_back(j["seconds"].get<double>());
         j.erase("seconds");
         lines.push_back(j);
       }
     return lines;
   };
-  auto straight_lines = metric_lines(straight), killed_lines = metric_lines(killed);
+  std::vector<double> straight_s, killed_s;
+  auto straight_lines = metric_lines(straight, &straight_s), killed_lines = metric_lines(killed, &killed_s);
   ASSERT_EQ(straight_lines.size(), 3u);
   ASSERT_EQ(killed_lines.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(straight_lines[i], killed_lines[i]) << "epoch " << i + 1;
+  // `seconds` spans the resume (the checkpoint carries the time before it):
+  // it grows from epoch to epoch in the killed run as in the other.
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_GT(straight_s[i], straight_s[i - 1]) << "epoch " << i + 1;
+    EXPECT_GT(killed_s[i], killed_s[i - 1]) << "epoch " << i + 1;
+  }
 }

@@ -120,6 +120,10 @@ struct RunState {
   int64_t global_step = 0;
   double best_acc = -1;
   int best_epoch = -1;
+  // Training seconds of the run before this process started (from the
+  // checkpoint), so metrics.jsonl's `seconds` counts the whole run across
+  // resumes; the work lost after the last checkpoint is not counted.
+  double seconds_before = 0;
 };
 
 // This rank's running sums of the epoch in progress. They are checkpointed
@@ -281,6 +285,7 @@ class Run {
     a.write("position", torch::tensor({static_cast<int64_t>(st_.epoch), st_.step_in_epoch, st_.global_step,
                                        static_cast<int64_t>(st_.best_epoch)}));
     a.write("best_acc", torch::tensor({st_.best_acc}, torch::kDouble));
+    a.write("elapsed_seconds", torch::tensor({run_seconds()}, torch::kDouble));
     a.write("rank_states", rank_states);
     a.write("epoch_sums", rank_sums);
     const std::string tmp = fs::temp_path_for(checkpoint_path());
@@ -324,6 +329,8 @@ class Run {
     st_.global_step = pos[2].item<int64_t>();
     st_.best_epoch = static_cast<int>(pos[3].item<int64_t>());
     st_.best_acc = read_tensor("best_acc")[0].item<double>();
+    at::Tensor elapsed;  // absent in checkpoints of adcorre before 2026-11-28: seconds restart at the resume
+    if (a.try_read("elapsed_seconds", elapsed) && elapsed.numel() == 1) st_.seconds_before = elapsed.item<double>();
     restore_rank_state(a, *coll_, loss_->window(), gen_);  // this rank's RNGs and window
     at::Tensor rank_sums;  // absent in checkpoints of adcorre before 2026-11-28: the epoch's sums restart
     if (a.try_read("epoch_sums", rank_sums) && st_.step_in_epoch > 0) {
@@ -382,8 +389,13 @@ class Run {
     return buf;
   }
 
+  // Seconds of training of the whole run: before this process, then in it.
+  double run_seconds() const {
+    return st_.seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
   TrainResult loop() {
-    auto t0 = std::chrono::steady_clock::now();
+    t0_ = std::chrono::steady_clock::now();
     Progress progress(coll_->is_main(), cfg_.log_every);
     const int64_t total_steps = steps_per_epoch_ * cfg_.epochs;
     const auto dev = torch::Device(device_);
@@ -476,7 +488,7 @@ class Run {
                             {"train_fd", n_steps ? sum_fd / n_steps : 0}, {"train_md", n_steps ? sum_md / n_steps : 0},
                             {"train_ed", n_steps ? sum_ed / n_steps : 0},
                             {"train_accuracy", seen ? static_cast<double>(correct) / seen : 0},
-                            {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+                            {"seconds", run_seconds()}};
       double val_acc = rec["train_accuracy"];
       if (val_.size() > 0) {
         auto m = evaluate_sharded(eval_net, mcfg_, val_, device_, *coll_);
@@ -514,7 +526,7 @@ class Run {
     r.best_epoch = st_.best_epoch;
     r.epochs_done = st_.epoch;
     r.run_dir = run_dir_;
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     return r;
   }
 
@@ -533,6 +545,7 @@ class Run {
   int64_t steps_per_epoch_ = 0;
   RunState st_;
   EpochSums sums_;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();  // this process's start of training
 };
 
 }  // namespace

@@ -28,7 +28,7 @@ struct TrainResult {
   int best_epoch = -1;
   int epochs_done = 0;
   std::string run_dir;
-  double seconds = 0;
+  double seconds = 0;  // this process's training time (metrics.jsonl's `seconds` spans resumes)
 };
 
 // Starts a new run in cfg.out (created; an existing checkpoint there is an
