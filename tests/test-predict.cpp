@@ -17,7 +17,10 @@
 #include <opencv2/videoio.hpp>
 #include <torch/torch.h>
 
+#include "adcorre/data/dataset.h"
+#include "adcorre/data/loader.h"
 #include "adcorre/data/preprocess.h"
+#include "adcorre/eval/evaluate.h"
 #include "adcorre/infer/annotate.h"
 #include "adcorre/infer/face_align.h"
 #include "adcorre/infer/inputs.h"
@@ -399,4 +402,90 @@ TEST_F(PredictTest, EvalDetectScoresTheDetectedFaceAndSkipsFacelessImages) {
             0);
   std::ifstream in2(json_out);
   EXPECT_EQ(json::parse(in2)["n"].get<int>(), 2);
+}
+
+namespace {
+
+// Splits one CSV line as RFC 4180 quotes it (no line breaks inside fields here).
+std::vector<std::string> csv_split(const std::string& line) {
+  std::vector<std::string> f(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      f.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      f.emplace_back();
+    } else {
+      f.back() += c;
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+// `adcorre eval --predictions`: one row per scored image, keyed and labelled,
+// with the probabilities the scores were computed from.
+TEST_F(PredictTest, EvalPredictionsHaveOneRowPerScoredImage) {
+  const std::string ds = *dir_ / "eval-predictions";
+  std::filesystem::create_directories(ds + "/happy");
+  std::filesystem::create_directories(ds + "/sad");
+  std::filesystem::copy_file(kSample, ds + "/happy/astronaut.jpg", std::filesystem::copy_options::overwrite_existing);
+  cv::Mat grey(64, 64, CV_8UC1, cv::Scalar(90));
+  cv::circle(grey, {32, 32}, 12, cv::Scalar(200), -1);
+  cv::imwrite(ds + "/sad/blank, \"grey\".png", grey);            // a comma and quotes: quoted in the CSV
+  std::ofstream(ds + "/sad/broken.jpg") << "not a picture";  // skipped: no row
+  const std::string csv_path = *dir_ / "predictions.csv", json_out = *dir_ / "eval-predictions.json";
+  std::string out;
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " --threads 1 eval --model '" + model_path_ + "' --data '" + ds +
+                                  "' --json '" + json_out + "' --predictions '" + csv_path + "' 2>/dev/null",
+                              &out),
+            0)
+      << out;
+  std::ifstream in(csv_path);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(csv_split(line));
+  auto m = models::load_model(model_path_);
+  const auto& names = m.config.class_names;
+  ASSERT_EQ(rows.size(), 3u);  // header + 2 readable images
+  std::vector<std::string> header{"key", "label", "predicted"};
+  for (const auto& n : names) header.push_back("p_" + n);
+  EXPECT_EQ(rows[0], header);
+  // The probabilities are the model's on each image, in the dataset's order.
+  auto cache = data::build_cache(eval::match_classes(data::read_dataset(ds), names), m.config, {1, false, true});
+  auto probs = eval::predict_probs(*m.net, m.config, cache.pixels);
+  ASSERT_EQ(cache.size(), 2);
+  int correct = 0;
+  for (int i = 0; i < 2; ++i) {
+    const auto& r = rows[i + 1];
+    ASSERT_EQ(r.size(), 3 + names.size());
+    EXPECT_EQ(r[0], cache.keys[i]);
+    EXPECT_EQ(r[1], names[cache.labels[i].item<int64_t>()]);
+    double total = 0, best = -1;
+    std::string argmax;
+    for (size_t k = 0; k < names.size(); ++k) {
+      const double p = std::stod(r[3 + k]);
+      EXPECT_NEAR(p, probs[i][k].item<double>(), 2e-6) << r[0] << " " << names[k];
+      total += p;
+      if (p > best) best = p, argmax = names[k];
+    }
+    EXPECT_NEAR(total, 1.0, 1e-4);
+    EXPECT_EQ(r[2], argmax);
+    correct += r[1] == r[2];
+  }
+  EXPECT_EQ(rows[1][0], "happy/astronaut.jpg");
+  EXPECT_EQ(rows[2][0], "sad/blank, \"grey\".png");
+  std::ifstream jin(json_out);
+  EXPECT_DOUBLE_EQ(json::parse(jin)["accuracy"].get<double>(), correct / 2.0);
+  // An unwritable path is an error naming it.
+  std::string err_out;
+  EXPECT_NE(test::run_command(test::adcorre_binary() + " --threads 1 eval --model '" + model_path_ + "' --data '" + ds +
+                                  "' --predictions '" + (*dir_ / "no-such-dir/p.csv") + "'",
+                              &err_out, true),
+            0);
+  EXPECT_NE(err_out.find("no-such-dir/p.csv"), std::string::npos) << err_out;
 }

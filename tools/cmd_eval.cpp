@@ -8,6 +8,7 @@
 #include "adcorre/eval/evaluate.h"
 #include "adcorre/eval/eval_detect.h"
 #include "adcorre/eval/plots.h"
+#include "adcorre/eval/predictions_csv.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
@@ -17,7 +18,7 @@
 namespace {
 
 struct EvalCli {
-  std::string model, data, kind = "auto", split, options, tta = "none", detect = "none", json_out, confusion_png;
+  std::string model, data, kind = "auto", split, options, tta = "none", detect = "none", json_out, confusion_png, predictions;
   bool strict = false;
 };
 
@@ -42,6 +43,7 @@ int run_eval(const EvalCli& o) {
   std::cout << "model " << model_path << "\ndata " << o.data << " (tta " << o.tta << ")\n" << r.metrics.table();
   if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, j.dump(2) + "\n");
   if (!o.confusion_png.empty()) eval::write_confusion_png(r.metrics, o.confusion_png);
+  if (!o.predictions.empty()) eval::write_predictions_csv(o.predictions, cache, r.probs, m.config.class_names);
   return 0;
 }
 
@@ -56,6 +58,8 @@ adcorre::cli::Registrar register_eval({"eval", "evaluate a model on a labelled d
   app.add_option("--detect", o->detect, "face detection first: none | haar | lbp | dlib")->capture_default_str();
   app.add_option("--json", o->json_out, "also write the results as JSON to this file");
   app.add_option("--confusion-png", o->confusion_png, "also draw the row-normalised confusion heatmap to this PNG");
+  app.add_option("--predictions", o->predictions,
+                 "also write one CSV row per scored image: key, label, predicted, class probabilities");
   app.add_flag("--strict", o->strict, "an unreadable image is an error instead of being skipped");
   return [o] { return run_eval(*o); };
 }});

@@ -80,6 +80,7 @@ EvalResult evaluate_cache(models::FerModelImpl& net, const models::ModelConfig& 
   EvalResult r;
   r.metrics = compute_metrics(cfg.class_names, t, p);
   r.skipped_images = static_cast<int64_t>(cache.skipped.size());
+  r.probs = probs;
   return r;
 }
 

@@ -29,6 +29,7 @@ struct EvalResult {
   Metrics metrics;
   std::vector<std::string> dropped_classes;
   int64_t skipped_images = 0;
+  at::Tensor probs;  // [N, C] class probabilities of the scored images, in the cache's order
   nlohmann::json to_json() const;
 };
 
