@@ -19,6 +19,7 @@
 #include "adcorre/infer/annotate.h"
 #include "adcorre/infer/inputs.h"
 #include "adcorre/infer/predictor.h"
+#include "adcorre/util/csv_field.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/log.h"
 #include "cli.h"
@@ -50,13 +51,6 @@ struct Record {
   double time_s = -1;    // position in a video file
   std::vector<infer::Face> faces;
 };
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += (c == '"') ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
 
 std::string fixed6(double v) {
   char buf[32];

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "adcorre/data/preprocess.h"
+#include "adcorre/util/csv_field.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
 
@@ -134,12 +135,6 @@ void write_embeddings_csv(const std::string& path, const at::Tensor& rows_in, co
   check(static_cast<int64_t>(keys.size()) == n && static_cast<int64_t>(labels.size()) == n,
         "embeddings CSV: " + std::to_string(n) + " rows but " + std::to_string(keys.size()) + " keys and " +
             std::to_string(labels.size()) + " labels");
-  auto quote = [](const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
-  };
   auto rows = rows_in.to(torch::kFloat).contiguous();
   const float* v = rows.data_ptr<float>();
   std::string out = "key,label";
@@ -149,7 +144,7 @@ void write_embeddings_csv(const std::string& path, const at::Tensor& rows_in, co
   for (int64_t i = 0; i < n; ++i) {
     check(labels[i] >= 0 && labels[i] < static_cast<int64_t>(classes.size()),
           "embeddings CSV: label " + std::to_string(labels[i]) + " of row " + std::to_string(i) + " is out of range");
-    out += quote(keys[i]) + "," + quote(classes[labels[i]]);
+    out += csv_field(keys[i]) + "," + csv_field(classes[labels[i]]);
     for (int64_t j = 0; j < d; ++j) {
       std::snprintf(buf, sizeof buf, ",%.6g", v[i * d + j]);
       out += buf;

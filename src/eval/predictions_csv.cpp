@@ -4,21 +4,11 @@
 
 #include <torch/torch.h>
 
+#include "adcorre/util/csv_field.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
 
 namespace adcorre::eval {
-
-namespace {
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
-}  // namespace
 
 std::string predictions_csv(const data::ImageCache& cache, const at::Tensor& probs,
                             const std::vector<std::string>& class_names) {
