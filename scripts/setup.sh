@@ -18,6 +18,7 @@ PACKAGES=(
   libopenblas0-pthread               # ~1.5x faster than the reference BLAS here
   libopencv-dev opencv-data          # image/video I/O, Haar/LBP face cascades
   nlohmann-json3-dev libcli11-dev
+  zlib1g-dev                         # CRC-32 checks of model files and checkpoints
   libgtest-dev libbenchmark-dev
   libhdf5-dev                        # Keras .h5 import
   libcpp-httplib-dev                 # adcorre serve

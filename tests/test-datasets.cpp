@@ -142,6 +142,18 @@ TEST(Fer2013Csv, MalformedRowsNameFileAndLine) {
   test::TempDir tmp;
   write_text(tmp / "h.csv", "label,image\n0,1 2 3\n");
   expect_error([&] { read_fer2013_csv(tmp / "h.csv"); }, {"h.csv:1", "lacks the emotion and pixels columns"});
+  // Over 255: the message gives the value's position, not a value.
+  write_text(tmp / "p.csv", "emotion,pixels,Usage\n2,1 300 " + good.substr(4) + ",Training\n");
+  expect_error([&] { read_fer2013_csv(tmp / "p.csv"); }, {"the value at position 2 is over 255"});
+  // A CSV without its header line: the message quotes the first line short.
+  write_text(tmp / "n.csv", "0," + good + ",Training\n");
+  try {
+    read_fer2013_csv(tmp / "n.csv");
+    FAIL() << "a CSV without a header was read";
+  } catch (const Error& e) {
+    EXPECT_LT(std::string(e.what()).size(), 400u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lacks the emotion"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Fer2013Csv, EmptySplitIsAnError) {
@@ -490,11 +502,19 @@ TEST(BadInput, UnknownClassFolderListsKnownNames) {
   expect_error([&] { read_dataset(tmp / "ds"); }, {"unknown class folder 'bored'", "known names: angry, disgust, fear"});
 }
 
+TEST(BadInput, AnEmptyClassFolderIsAnErrorNamingIt) {
+  test::TempDir tmp;
+  write_image(tmp / "ds/happy/a.png", pattern(48, 48, 1));
+  sfs::create_directories(tmp.path / "ds/sad");
+  write_text(tmp / "ds/sad/notes.txt", "no images");
+  expect_error([&] { read_dataset(tmp / "ds"); }, {"class folder", "sad", "has no images"});
+}
+
 TEST(BadInput, EmptyDatasetIsAnError) {
   test::TempDir tmp;
   sfs::create_directories(tmp.path / "ds/happy");
   write_text(tmp / "ds/happy/readme.txt", "no images here");
-  expect_error([&] { read_dataset(tmp / "ds"); }, {"is empty"});
+  expect_error([&] { read_dataset(tmp / "ds"); }, {"has no images"});
   sfs::create_directories(tmp.path / "none");
   expect_error([&] { read_dataset(tmp / "none"); }, {"no class folders"});
   expect_error([&] { read_dataset(tmp / "missing"); }, {"dataset not found"});

@@ -319,7 +319,8 @@ TEST_F(PredictTest, CliBadFilesAreReportedAndSkipped) {
   std::ofstream(corrupt) << "\xff\xd8\xff garbage, not a JPEG";
   std::ofstream(text) << "hello";
   std::string out, err;
-  ASSERT_EQ(cli("'" + corrupt + "' '" + kSample + "' '" + text + "' '" + missing + "'", &out, &err), 0) << err;
+  // Every input is tried, but missing results are not a success.
+  ASSERT_EQ(cli("'" + corrupt + "' '" + kSample + "' '" + text + "' '" + missing + "'", &out, &err), 1) << err;
   auto lines = json_lines(out);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0]["input"], kSample);
@@ -341,6 +342,60 @@ TEST_F(PredictTest, CliMissingModelAndBadOptionsAreClearErrors) {
   EXPECT_NE(err.find("yolo"), std::string::npos) << err;
   EXPECT_NE(cli("--every 0 '" + kSample + "'", &out, &err), 0);
   EXPECT_NE(err.find("--every"), std::string::npos) << err;
+}
+
+// Inputs that used to crash, exhaust memory or end with exit 0 and results
+// missing.
+TEST_F(PredictTest, CliHostileInputsAreErrorsNotCrashesOrSilentGaps) {
+  std::string out, err;
+  // A 20000 x 20000 PNG header (a few hundred bytes): refused before decoding.
+  const std::string huge = *dir_ / "huge.png";
+  {
+    cv::Mat small(8, 8, CV_8UC1, cv::Scalar(0));
+    std::vector<uchar> png;
+    cv::imencode(".png", small, png);
+    // IHDR's width and height are the 4+4 bytes after "IHDR" (offset 16);
+    // its CRC is not checked by the header reader, which must refuse first.
+    for (int i = 0; i < 2; ++i) {
+      const uint32_t v = 20000;
+      for (int b = 0; b < 4; ++b) png[16 + 4 * i + b] = static_cast<uchar>(v >> (24 - 8 * b));
+    }
+    std::ofstream(huge, std::ios::binary).write(reinterpret_cast<const char*>(png.data()), png.size());
+  }
+  EXPECT_EQ(cli("'" + huge + "'", &out, &err), 1);
+  EXPECT_NE(err.find("20000 x 20000"), std::string::npos) << err;
+  // A device is not read forever.
+  EXPECT_EQ(cli("/dev/zero", &out, &err), 1);
+  EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
+  // Results that cannot be written are a failure.
+  EXPECT_EQ(test::run_command(test::adcorre_binary() + " --threads 1 predict --model '" + model_path_ + "' '" + kSample +
+                                  "' >/dev/full 2>/dev/null"),
+            1);
+  // A file name that is not UTF-8 still gets its record.
+  const std::string odd = *dir_ / "caf\xe9.jpg";
+  std::filesystem::copy_file(kSample, odd, std::filesystem::copy_options::overwrite_existing);
+  ASSERT_EQ(cli("'" + odd + "'", &out, &err), 0) << err;
+  auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["faces"].size(), 1u);
+}
+
+TEST_F(PredictTest, CliOptionsOutOfRangeAreOptionErrors) {
+  std::string out, err;
+  for (const char* bad : {"--max-side 10", "--max-side -5", "--max-frames -1", "--every -2", "--min-face 0",
+                          "--top -1", "--margin -0.5", "--camera -3"}) {
+    EXPECT_NE(cli(std::string(bad) + " '" + kSample + "'", &out, &err), 0) << bad;
+    const std::string name = std::string(bad).substr(0, std::string(bad).find(' '));
+    EXPECT_NE(err.find(name + ":"), std::string::npos) << bad << ": " << err;
+    EXPECT_EQ(out, "") << bad;
+  }
+  EXPECT_EQ(cli("--max-side 0 '" + kSample + "'", &out, &err), 0) << err;
+  EXPECT_EQ(cli("--max-side 64 '" + kSample + "'", &out, &err), 0) << err;
+  // More threads than cores: a warning and the number of cores.
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " --threads 1000 predict --model '" + model_path_ + "' '" + kSample + "'",
+                              &out, true),
+            0);
+  EXPECT_NE(out.find("more than the"), std::string::npos) << out;
 }
 
 TEST(PredictInputs, ExpandsFoldersInNameOrderAndKeepsExplicitFiles) {

@@ -186,14 +186,73 @@ TEST(Train, NanGuardStopsAndKeepsTheLastCheckpoint) {
     EXPECT_TRUE(msg.find("NaN") != std::string::npos || msg.find("loss became") != std::string::npos) << msg;
     EXPECT_NE(msg.find("checkpoint"), std::string::npos) << msg;
   }
-  // The checkpoint of epoch 1 is intact and resumable state is readable.
+  // The checkpoint of epoch 1 is intact and resumable state is readable;
+  // load_model refuses NaN/Inf weights, so these also say they are finite.
   EXPECT_TRUE(sfs::exists(sfs::path(c.out) / "checkpoint.pt"));
   EXPECT_NO_THROW(models::load_model(c.out + "/last.pt"));
+  EXPECT_NO_THROW(train::export_checkpoint(c.out, f.tmp / "from-checkpoint.pt", false));
   std::ifstream in(sfs::path(c.out) / "metrics.jsonl");
   std::string line;
   int lines = 0;
   while (std::getline(in, line)) lines += !line.empty();
   EXPECT_EQ(lines, 1);
+}
+
+// `train --lr 1e30` with one step per epoch: the step leaves NaN/Inf weights
+// (or batch-norm statistics) while the loss it was computed from was finite.
+// Nothing non-finite may be saved, and the message must say so.
+TEST(Train, DivergedWeightsAreNeverSaved) {
+  Fixture f;
+  const std::string run = f.tmp / "lr1e30";
+  std::string out;
+  const int rc = test::run_command(test::adcorre_binary() + " --threads 1 train --train " + f.train_dir + " --val " +
+                                       f.val_dir + " --preset fer-tiny --lr 1e30 --epochs 3 --max-steps-per-epoch 1 --out " +
+                                       run, &out, true);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_TRUE(out.find("NaN") != std::string::npos || out.find("loss became") != std::string::npos) << out;
+  for (const char* name : {"best.pt", "last.pt"})
+    if (sfs::exists(sfs::path(run) / name)) EXPECT_NO_THROW(models::load_model(run + "/" + name)) << name;
+  if (sfs::exists(sfs::path(run) / "checkpoint.pt"))
+    EXPECT_NO_THROW(train::export_checkpoint(run, f.tmp / "x.pt", false));
+}
+
+// A checkpoint with one damaged byte is refused by resume and export (before,
+// it was resumed or exported silently, export writing a fresh checksum).
+TEST(Train, DamagedCheckpointIsRefused) {
+  log::set_level(log::Level::quiet);
+  Fixture f;
+  auto c = f.config("damaged");
+  c.epochs = 1;
+  train::train(c);
+  const std::string ckpt = c.out + "/checkpoint.pt";
+  std::string bytes;
+  {
+    std::ifstream in(ckpt, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 3] ^= 0x04;  // inside the tensor data
+  std::ofstream(ckpt, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::string out;
+  EXPECT_NE(test::run_command(test::adcorre_binary() + " export " + c.out + " --raw --out " + (f.tmp / "e.pt"), &out, true), 0);
+  EXPECT_NE(out.find("checkpoint " + ckpt + " is corrupt"), std::string::npos) << out;
+  EXPECT_FALSE(sfs::exists(f.tmp / "e.pt"));
+  EXPECT_NE(test::run_command(test::adcorre_binary() + " train --resume " + c.out + " --epochs 2", &out, true), 0);
+  EXPECT_NE(out.find("is corrupt"), std::string::npos) << out;
+}
+
+// Validation on the training images would report training accuracy.
+TEST(Train, ValidationOnTheTrainingImagesIsRefused) {
+  log::set_level(log::Level::quiet);
+  Fixture f;
+  auto c = f.config("same");
+  c.val_data = c.train_data;
+  c.epochs = 1;
+  try {
+    train::train(c);
+    FAIL() << "trained with --val equal to --train";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds exactly the training images"), std::string::npos) << e.what();
+  }
 }
 
 // A run killed with SIGKILL resumes from its last (atomic) checkpoint and

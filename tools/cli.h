@@ -29,6 +29,21 @@ struct Command {
   std::function<std::function<int()>(CLI::App& app)> setup;
 };
 
+// Option checks with plain messages ("must be >= 1", not CLI11's range of
+// doubles). at_least(0) for counts where 0 means "off" or "all".
+inline CLI::Validator at_least(double min) {
+  return CLI::Validator(
+      [min](std::string& v) {
+        try {
+          size_t used = 0;
+          const double x = std::stod(v, &used);
+          if (used == v.size() && x >= min) return std::string();
+        } catch (const std::exception&) {}
+        return "must be a number >= " + CLI::detail::to_string(min) + " (got '" + v + "')";
+      },
+      ">=" + CLI::detail::to_string(min));
+}
+
 struct Registrar {
   explicit Registrar(Command c);
 };

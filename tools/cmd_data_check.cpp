@@ -19,7 +19,7 @@ int run_data_check(const DataCheckArgs& a) {
   o.options = a.options;
   o.threads = cli::globals().threads;
   auto rep = data::check_dataset(a.path, o);
-  if (a.json) std::cout << rep.to_json().dump(2) << "\n";
+  if (a.json) std::cout << rep.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else std::cout << rep.to_table();
   return a.fail && !rep.clean() ? 3 : 0;
 }

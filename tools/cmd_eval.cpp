@@ -41,7 +41,7 @@ int run_eval(const EvalCli& o) {
   j["tta"] = o.tta;
   j["detect"] = o.detect;
   std::cout << "model " << model_path << "\ndata " << o.data << " (tta " << o.tta << ")\n" << r.metrics.table();
-  if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, j.dump(2) + "\n");
+  if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (!o.confusion_png.empty()) eval::write_confusion_png(r.metrics, o.confusion_png);
   if (!o.predictions.empty()) eval::write_predictions_csv(o.predictions, cache, r.probs, m.config.class_names);
   return 0;

@@ -22,7 +22,7 @@ int run_info(const InfoOptions& o) {
   if (!o.model.empty()) {
     auto m = models::load_model(o.model, "cpu");
     std::cout << "model file " << o.model << "\n" << models::summary(m.config, *m.net);
-    std::cout << "config " << m.config.to_json().dump(2) << "\n";
+    std::cout << "config " << m.config.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   if (!o.arch.empty()) {

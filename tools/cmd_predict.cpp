@@ -89,7 +89,8 @@ class Output {
     if (r.time_s >= 0) j["time"] = std::round(r.time_s * 1000) / 1000;
     j["faces"] = nlohmann::ordered_json::array();
     for (const auto& f : r.faces) j["faces"].push_back(face_json(f));
-    std::cout << j.dump() << "\n";
+    std::cout << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+    if (!std::cout) throw adcorre::Error("cannot write the results to standard output (disk full or closed pipe?)");
   }
 
   void write_csv(const Record& r) {
@@ -233,12 +234,19 @@ void run_video(infer::Predictor& predictor, cv::VideoCapture& cap, const std::st
   cv::VideoWriter writer;
   std::string writer_path;
   long index = -1, sampled = 0, without_face = 0;
+  bool decode_failed = false;  // stopped on a frame that could not be read (not the end)
   cv::Mat frame;
   while (!g_interrupted) {
-    if (!cap.grab()) break;  // grab() skips unsampled frames without converting them
+    if (!cap.grab()) {  // grab() skips unsampled frames without converting them
+      decode_failed = total > 0 && index + 2 < total;  // the container said more frames follow
+      break;
+    }
     ++index;
     if (index % o.every != 0) continue;
-    if (!cap.retrieve(frame) || frame.empty()) break;
+    if (!cap.retrieve(frame) || frame.empty()) {
+      decode_failed = true;
+      break;
+    }
     Record r{name, index, is_file ? index / fps : -1.0, predictor.predict(frame)};
     if (r.faces.empty()) ++without_face;
     out.write(r);
@@ -263,6 +271,9 @@ void run_video(infer::Predictor& predictor, cv::VideoCapture& cap, const std::st
   }
   ++t.read;
   t.records += sampled;
+  if (decode_failed)
+    report_error(name + ": stopped at frame " + std::to_string(index + 1) + (total > 0 ? " of " + std::to_string(total) : "") +
+                     ": the next frame could not be decoded (damaged video?); the frames before it were predicted", t);
   if (without_face > 0) log::warn("no face found in " + std::to_string(without_face) + " of " + std::to_string(sampled) + " sampled frames of " + name);
   if (g_interrupted) log::warn("interrupted: stopped " + name + " at frame " + std::to_string(index));
 }
@@ -320,7 +331,13 @@ int run_predict(PredictCli& o) {
     std::cerr << "error: nothing could be read\n";
     return 1;
   }
-  return 0;
+  std::cout.flush();
+  if (!std::cout) {
+    std::cerr << "error: cannot write the results to standard output (disk full or closed pipe?)\n";
+    return 1;
+  }
+  // Every input was still tried, but results are missing: not a success.
+  return t.failed > 0 ? 1 : 0;
 }
 
 adcorre::cli::Registrar register_predict(
@@ -328,17 +345,20 @@ adcorre::cli::Registrar register_predict(
        auto o = std::make_shared<PredictCli>();
        app.add_option("inputs", o->inputs, "image or video files, or folders (searched recursively)");
        app.add_option("--model", o->model, "model file (default: $ADCORRE_MODEL or models/fer2013-compact.pt)");
-       app.add_option("--camera", o->camera, "also read camera N (until Ctrl-C or --max-frames)");
+       app.add_option("--camera", o->camera, "also read camera N (until Ctrl-C or --max-frames)")->check(cli::at_least(0));
        app.add_option("--detector", o->opts.detector.kind, "face detector: haar | lbp | dlib | none (inputs are face crops)")->capture_default_str();
-       app.add_option("--min-face", o->opts.detector.min_face, "smallest face to find, in pixels")->capture_default_str();
-       app.add_option("--max-side", o->opts.detector.max_side, "images larger than this are downscaled for detection (0: never)")->capture_default_str();
-       app.add_option("--margin", o->opts.margin, "grow each face box by this fraction per side before classifying")->capture_default_str();
+       app.add_option("--min-face", o->opts.detector.min_face, "smallest face to find, in pixels")->check(cli::at_least(1))->capture_default_str();
+       app.add_option("--max-side", o->opts.detector.max_side, "images larger than this are downscaled for detection (0: never)")
+           ->check(CLI::Validator([](std::string& v) {
+             return v == "0" || std::atoi(v.c_str()) >= 64 ? std::string() : std::string("must be 0 or >= 64 pixels");
+           }, "0|>=64"))->capture_default_str();
+       app.add_option("--margin", o->opts.margin, "grow each face box by this fraction per side before classifying")->check(CLI::Range(0.0, 2.0))->capture_default_str();
        app.add_flag("--align", o->opts.align, "rotate faces so the eyes are level (dlib 68-point landmarks)");
        app.add_option("--tta", o->opts.tta, "test-time augmentation: none | flip")->capture_default_str();
-       app.add_option("--every", o->every, "videos: classify every Nth frame")->capture_default_str();
-       app.add_option("--max-frames", o->max_frames, "videos and camera: stop after this many sampled frames (0: all)")->capture_default_str();
+       app.add_option("--every", o->every, "videos: classify every Nth frame")->check(cli::at_least(1))->capture_default_str();
+       app.add_option("--max-frames", o->max_frames, "videos and camera: stop after this many sampled frames (0: all)")->check(cli::at_least(0))->capture_default_str();
        app.add_flag("--csv", o->csv, "CSV rows (one per face) instead of JSON lines");
-       app.add_option("--top", o->opts.top_k, "only the K most probable classes per face (0: all)")->capture_default_str();
+       app.add_option("--top", o->opts.top_k, "only the K most probable classes per face (0: all)")->check(cli::at_least(0))->capture_default_str();
        app.add_option("--annotate", o->annotate, "write copies of the images/videos with boxes and labels drawn into this folder");
        return [o] { return run_predict(*o); };
      }});

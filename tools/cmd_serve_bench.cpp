@@ -86,8 +86,8 @@ int run_bench(BenchOptions o) {
     out["torch_threads"] = runtime::threads();
   }
   out["cpu"] = runtime::cpu_model();
-  std::cout << out.dump(2) << std::endl;
-  if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, out.dump(2) + "\n");
+  std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   char line[256];
   std::snprintf(line, sizeof line, "serve-bench: %.1f requests/s, p50 %.1f ms, p99 %.1f ms, %d errors of %d", result.requests_per_s,
                 result.p50_ms, result.p99_ms, result.errors, result.requests);

@@ -1,13 +1,16 @@
 // adcorre: facial expression recognition with the Ad-Corre loss.
 // Dispatches to the subcommands registered in tools/cmd_*.cpp.
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 #include <c10/util/Exception.h>
 
+#include "adcorre/data/preprocess.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/log.h"
 #include "adcorre/util/runtime.h"
@@ -44,13 +47,18 @@ static void keep_freed_memory() {
 
 int main(int argc, char** argv) {
   keep_freed_memory();
+  // OpenCV's own cap on decoded pixels (default 2^30) covers every format,
+  // TIFF and PNM too; match adcorre's limit (data::kMaxImagePixels) unless
+  // the user set it.
+  setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(adcorre::data::kMaxImagePixels).c_str(), 0);
   using namespace adcorre;
   auto& g = cli::g_globals;
   CLI::App app{"adcorre: facial expression recognition with the Ad-Corre loss (C++ / LibTorch)"};
   app.set_version_flag("--version", std::string(ADCORRE_VERSION));
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("--threads", g.threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
+  app.add_option("--threads", g.threads, "CPU threads for LibTorch (0: all cores; at most the cores)")
+      ->check(cli::at_least(0))->capture_default_str();
   app.add_option("--device", g.device, "cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--seed", g.seed, "random seed")->capture_default_str();
   app.add_flag("-q,--quiet", g.quiet, "only warnings and errors on stderr");
@@ -70,6 +78,14 @@ int main(int argc, char** argv) {
   }
   try {
     log::set_level(g.quiet ? log::Level::quiet : g.verbose ? log::Level::verbose : log::Level::info);
+    // More compute threads than cores only make them wait on each other
+    // (--threads 1000 took a minute for one photo).
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (g.threads > cores) {
+      log::warn("--threads " + std::to_string(g.threads) + " is more than the " + std::to_string(cores) +
+                " cores; using " + std::to_string(cores));
+      g.threads = cores;
+    }
     runtime::set_threads(g.threads);
     g.device = runtime::resolve_device(g.device);
     if (g.seed) runtime::set_seed(g.seed);

@@ -309,7 +309,7 @@ json run_benchmarks(const BenchOptions& in) {
 
 void write_results(const json& result, const std::string& out_dir) {
   std::filesystem::create_directories(out_dir);
-  fs::write_file_atomic(out_dir + "/bench.json", result.dump(2) + "\n");
+  fs::write_file_atomic(out_dir + "/bench.json", result.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   fs::write_file_atomic(out_dir + "/bench.md", markdown_report(result));
 }
 

@@ -52,6 +52,10 @@ Dataset read_class_folders(const std::string& root) {
     std::vector<sfs::path> files;
     for (auto& f : sfs::recursive_directory_iterator(folders[i].second))
       if (f.is_regular_file() && is_image_ext(f.path())) files.push_back(f.path());
+    // An empty folder would still become an output class that nothing teaches.
+    if (files.empty())
+      throw Error("class folder " + folders[i].second.string() + " has no images (.jpg .png .bmp .tif .pgm .webp); "
+                  "remove it or add its images");
     std::sort(files.begin(), files.end());
     for (auto& f : files) {
       Sample s;

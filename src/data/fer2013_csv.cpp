@@ -39,7 +39,7 @@ static bool parse_pixels(const std::string& text, cv::Mat& out, std::string& why
     while (std::isdigit(static_cast<unsigned char>(*p))) {
       v = v * 10 + (*p - '0');
       if (v > 255) {
-        why = "pixels: value " + std::to_string(n + 1) + " is over 255";
+        why = "pixels: the value at position " + std::to_string(n + 1) + " is over 255";
         return false;
       }
       ++p;
@@ -64,7 +64,8 @@ std::vector<Fer2013Row> read_fer2013_rows(const std::string& path, const std::st
   if (!csv.next(f)) throw Error(path + ": empty file (expected the header emotion,pixels,Usage)");
   const int c_emotion = column_index(f, "emotion"), c_pixels = column_index(f, "pixels"), c_usage = column_index(f, "usage");
   if (c_emotion < 0 || c_pixels < 0)
-    throw Error(csv.where("header '" + csv.raw() + "' lacks the emotion and pixels columns (FER-2013 CSV: emotion,pixels,Usage)"));
+    throw Error(csv.where("header '" + (csv.raw().size() > 80 ? csv.raw().substr(0, 80) + "...'" : csv.raw() + "'") +
+                          " lacks the emotion and pixels columns (FER-2013 CSV: emotion,pixels,Usage)"));
   const size_t ncols = f.size();
   std::vector<Fer2013Row> rows;
   while (csv.next(f)) {

@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include "adcorre/serve/image_header.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
 #include "data/image_bytes.h"
@@ -22,11 +23,30 @@ static cv::Mat to_8u(cv::Mat img) {
   return out;
 }
 
+// Refuses a picture whose declared size would take more memory to decode
+// than any photo needs, before OpenCV allocates it.
+static void check_declared_size(const std::string& bytes, const std::string& what) {
+  auto h = serve::read_image_header(bytes);
+  if (h && h->width * h->height > kMaxImagePixels)
+    throw Error(what + " declares " + std::to_string(h->width) + " x " + std::to_string(h->height) +
+                " pixels, more than the " + std::to_string(kMaxImagePixels / 1000000) + " megapixels adcorre decodes");
+}
+
 cv::Mat decode_image(const std::string& path, int channels) {
-  if (!std::filesystem::exists(path)) throw Error("image not found: " + path);
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) throw Error("image not found: " + path);
+  if (!std::filesystem::is_regular_file(status))
+    throw Error("cannot read image " + path + ": not a regular file" +
+                (std::filesystem::is_directory(status) ? " (a folder)" : " (a device or pipe)"));
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && static_cast<long long>(size) > kMaxImageFileBytes)
+    throw Error("image " + path + " is " + std::to_string(size >> 20) + " MB, more than the " +
+                std::to_string(kMaxImageFileBytes >> 20) + " MB adcorre reads");
   // Read the bytes first: OpenCV decodes a truncated JPEG without an error.
   const std::string bytes = fs::read_file(path);
   if (auto why = detail::encoded_image_problem(bytes); !why.empty()) throw Error("cannot decode image " + path + ": " + why);
+  check_declared_size(bytes, "image " + path);
   cv::Mat img;
   try {
     cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
@@ -41,6 +61,7 @@ cv::Mat decode_image(const std::string& path, int channels) {
 cv::Mat decode_image_bytes(const std::string& bytes, int channels, const std::string& what) {
   if (bytes.empty()) throw Error(what + " is empty");
   if (auto why = detail::encoded_image_problem(bytes); !why.empty()) throw Error("cannot decode " + what + ": " + why);
+  check_declared_size(bytes, what);
   cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   cv::Mat img;
   try {

@@ -11,6 +11,7 @@
 #include "adcorre/keras/xception_mapping.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
+#include "adcorre/util/torch_archive.h"
 #include "adcorre/util/log.h"
 
 namespace adcorre::models {
@@ -79,7 +80,21 @@ std::string checksum_of(const std::string& config_text, FerModelImpl& net, Weigh
 
 }  // namespace
 
+std::string first_non_finite_tensor(FerModelImpl& net) {
+  torch::NoGradGuard ng;
+  auto first_bad = [](const torch::OrderedDict<std::string, torch::Tensor>& tensors) -> std::string {
+    for (auto& p : tensors)
+      if (p.value().is_floating_point() && !torch::isfinite(p.value()).all().item<bool>()) return p.key();
+    return "";
+  };
+  auto bad = first_bad(net.named_parameters());
+  return bad.empty() ? first_bad(net.named_buffers()) : bad;
+}
+
 void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net, WeightStorage storage) {
+  if (auto bad = first_non_finite_tensor(net); !bad.empty())
+    throw Error("refusing to write model file " + path + ": tensor '" + bad +
+                "' has NaN or infinite values (a diverged run or a damaged source)");
   torch::serialize::OutputArchive archive;
   const std::string config_text = config.to_json().dump();
   archive.write("config_json", c10::IValue(config_text));
@@ -93,27 +108,12 @@ void save_model(const std::string& path, const ModelConfig& config, FerModelImpl
     for (auto& b : net.named_buffers()) weights.write(b.key(), as_stored(b.value(), storage), true);
   }
   archive.write("model", weights);
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
-  const std::string tmp = fs::temp_path_for(path);
-  try {
-    archive.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw Error("cannot write model file " + path + ": " + e.what_without_backtrace());
-  }
-  fs::commit_temp(tmp, path);
+  fs::save_archive_atomic(archive, path, "model file");
 }
 
 static torch::serialize::InputArchive open_archive(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw Error("model file not found: " + path);
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error& e) {
-    throw Error("model file " + path + " is truncated, corrupt or not an adcorre model (" +
-                std::string(e.what_without_backtrace()).substr(0, 200) + ")");
-  }
+  fs::load_archive_verified(archive, path, "model file");
   return archive;
 }
 
@@ -176,6 +176,8 @@ LoadedModel load_model(const std::string& path, const std::string& device) {
     if (checksum_of(text.toStringRef(), *m.net) != sum.toStringRef())
       throw Error("model file " + path + " is corrupt: its checksum does not match its contents");
   }
+  if (auto bad = first_non_finite_tensor(*m.net); !bad.empty())
+    throw Error("model file " + path + " has NaN or infinite values in tensor '" + bad + "'; it cannot give predictions");
   m.net->to(torch::Device(device));
   if (device == "cpu") to_channels_last(*m.net);
   m.net->eval();

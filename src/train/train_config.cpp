@@ -56,6 +56,27 @@ void TrainConfig::validate() const {
   if (window < 1) bad("window", "must be >= 1");
   if (label_smoothing < 0 || label_smoothing >= 1) bad("label_smoothing", "must be in [0, 1)");
   if (train_data.empty()) bad("train_data", "is required");
+  // Sizes where 0 means "the preset's" and -1 "the preset's" respectively.
+  if (k < 0) bad("k", "must be >= 1 (0: the preset's)");
+  if (d < 0) bad("d", "must be >= 1 (0: the preset's)");
+  if (width < 0) bad("width", "must be > 0 (0: the preset's)");
+  if (input_size < 0) bad("input_size", "must be > 0 (0: the preset's)");
+  if (middle_blocks < -1) bad("middle_blocks", "must be >= 0 (-1: the preset's)");
+  if (dropout != -1 && (dropout < 0 || dropout >= 1)) bad("dropout", "must be in [0, 1) (-1: the preset's)");
+  if (lambda_ce < 0 && lambda_ce != -1) bad("lambda_ce", "must be >= 0 (-1: 50/C as the released code)");
+  if (lambda_fd < 0) bad("lambda_fd", "must be >= 0");
+  if (lambda_md < 0) bad("lambda_md", "must be >= 0");
+  if (lambda_ed < 0) bad("lambda_ed", "must be >= 0");
+  if (weight_decay < 0) bad("weight_decay", "must be >= 0");
+  if (momentum < 0 || momentum >= 1) bad("momentum", "must be in [0, 1)");
+  if (grad_clip < 0) bad("grad_clip", "must be >= 0 (0: off)");
+  if (checkpoint_every < 0) bad("checkpoint_every", "must be >= 0 (0: only at epoch ends)");
+  if (log_every < 0) bad("log_every", "must be >= 0");
+  if (max_steps_per_epoch < 0) bad("max_steps_per_epoch", "must be >= 0 (0: no cap)");
+  if (threads < 0) bad("threads", "must be >= 0 (0: all cores)");
+  if (step_epochs < 0) bad("step_epochs", "must be >= 0");
+  if (step_gamma <= 0) bad("step_gamma", "must be > 0");
+  if (decay < 0) bad("decay", "must be >= 0");
 }
 
 }  // namespace adcorre::train

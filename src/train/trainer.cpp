@@ -22,6 +22,7 @@
 #include "adcorre/train/progress.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
+#include "adcorre/util/torch_archive.h"
 #include "adcorre/util/log.h"
 #include "adcorre/util/runtime.h"
 
@@ -167,10 +168,12 @@ class Run {
     mcfg_ = model_config_for(cfg_, train_ds.classes);
     log::info("training data " + cfg_.train_data + ": " + std::to_string(train_ds.samples.size()) + " images, " +
               std::to_string(train_ds.classes.size()) + " classes");
+    refuse_classes_without_images(train_ds, cfg_.train_data);
     train_ = data::build_cache(train_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
     if (!cfg_.val_data.empty()) {
       auto val_ds = eval::match_classes(
           data::read_dataset(cfg_.val_data, cfg_.val_kind, cfg_.val_split, cfg_.data_options), mcfg_.class_names);
+      refuse_same_images(train_ds, val_ds);
       val_ = data::build_cache(val_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
       log::info("validation data " + cfg_.val_data + ": " + std::to_string(val_.size()) + " images");
     }
@@ -256,6 +259,31 @@ class Run {
               cfg_.loss + "; " + std::to_string(runtime::threads()) + " threads on " + device_);
   }
 
+  // A class that no training image has would still be an output class.
+  static void refuse_classes_without_images(const data::Dataset& ds, const std::string& where) {
+    std::vector<int64_t> counts(ds.classes.size(), 0);
+    for (auto& s : ds.samples)
+      if (s.label >= 0 && s.label < static_cast<int>(counts.size())) ++counts[s.label];
+    for (size_t c = 0; c < counts.size(); ++c)
+      if (counts[c] == 0)
+        throw Error("training data " + where + ": class '" + ds.classes[c] +
+                    "' has no images, so the model could never learn it; remove the class or add its images");
+  }
+
+  // Validation on the training images (e.g. one FER-2013 CSV without a Usage
+  // column given as both --train and --val) would report training accuracy.
+  static void refuse_same_images(const data::Dataset& train, const data::Dataset& val) {
+    if (train.samples.size() != val.samples.size() || train.samples.empty()) return;
+    std::error_code ec1, ec2;
+    if (sfs::weakly_canonical(train.root, ec1) != sfs::weakly_canonical(val.root, ec2)) return;
+    for (size_t i = 0; i < train.samples.size(); ++i)
+      if (train.samples[i].key != val.samples[i].key) return;
+    throw Error("the validation data " + val.root + " holds exactly the training images (split '" + train.split +
+                "' and '" + val.split + "' are the same" +
+                (train.kind == "fer2013-csv" ? ": a FER-2013 CSV without a Usage column cannot be split" : "") +
+                "); give a separate --val");
+  }
+
   std::string checkpoint_path() const { return (sfs::path(run_dir_) / "checkpoint.pt").string(); }
 
   void save_checkpoint() {
@@ -288,18 +316,24 @@ class Run {
     a.write("elapsed_seconds", torch::tensor({run_seconds()}, torch::kDouble));
     a.write("rank_states", rank_states);
     a.write("epoch_sums", rank_sums);
-    const std::string tmp = fs::temp_path_for(checkpoint_path());
-    a.save_to(tmp);
-    fs::commit_temp(tmp, checkpoint_path());
+    fs::save_archive_atomic(a, checkpoint_path(), "checkpoint");
+  }
+
+  // A diverged step can leave NaN/Inf weights with a finite loss (the loss is
+  // checked before the step); saving them would replace the last good
+  // checkpoint and models, so the run stops here instead.
+  void refuse_non_finite_weights(int64_t step) {
+    std::string bad = models::first_non_finite_tensor(*net_);
+    if (bad.empty() && ema_.net) bad = models::first_non_finite_tensor(*ema_.net);
+    if (bad.empty()) return;
+    throw Error("weights became NaN or infinite (tensor '" + bad + "') at epoch " + std::to_string(st_.epoch + 1) +
+                " step " + std::to_string(step) + " (diverged: lower --lr?); nothing was saved, the last good checkpoint " +
+                checkpoint_path() + " is kept");
   }
 
   void load_checkpoint() {
     torch::serialize::InputArchive a;
-    try {
-      a.load_from(checkpoint_path());
-    } catch (const c10::Error& e) {
-      throw Error("cannot read checkpoint " + checkpoint_path() + ": " + e.what_without_backtrace());
-    }
+    fs::load_archive_verified(a, checkpoint_path(), "checkpoint");
     check_group_size(a, checkpoint_path(), *coll_);
     torch::serialize::InputArchive m, o;
     a.read("model", m);
@@ -472,14 +506,17 @@ class Run {
                       sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps, sum_ed / n_steps,
                       static_cast<double>(correct) / seen);
         progress.update(s, (seen - seen_before) * coll_->world_size(), fields);
-        if (cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_)
+        if (cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_) {
+          refuse_non_finite_weights(s + 1);
           save_checkpoint();
+        }
       }
       // Group-wide training metrics and batch-norm running statistics (the
       // mean over ranks, see docs/distributed.md).
       mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed});
       sum_counts_over_ranks(*coll_, {&correct, &seen});
       average_running_stats(*coll_, *net_, ema_.net.get());
+      refuse_non_finite_weights(steps_per_epoch_);
       // Validation (on the EMA weights when enabled), split over the ranks.
       models::FerModelImpl& eval_net = ema_.net ? *ema_.net : *net_;
       nlohmann::json rec = {{"epoch", st_.epoch + 1}, {"step", st_.global_step},
@@ -563,11 +600,7 @@ static std::string open_run_checkpoint(const std::string& run_dir, torch::serial
                                        const std::string& missing) {
   const auto ckpt = (sfs::path(run_dir) / "checkpoint.pt").string();
   if (!sfs::exists(ckpt)) throw Error(missing + " in " + run_dir + " (expected " + ckpt + ")");
-  try {
-    a.load_from(ckpt);
-  } catch (const c10::Error& e) {
-    throw Error("cannot read checkpoint " + ckpt + ": " + e.what_without_backtrace());
-  }
+  fs::load_archive_verified(a, ckpt, "checkpoint");
   return ckpt;
 }
 

@@ -1,7 +1,11 @@
 #include "adcorre/util/fs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cctype>
@@ -23,7 +27,28 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// Removes "<path>.tmp.<pid>" files whose process no longer exists: what a
+// killed writer left behind. A live process's temp file is never touched.
+static void remove_stale_temps(const std::string& path) {
+  namespace sfs = std::filesystem;
+  const sfs::path target(path);
+  const sfs::path dir = target.parent_path().empty() ? sfs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (sfs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid_text = name.substr(prefix.size());
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid == getpid() || (::kill(pid, 0) == 0 || errno != ESRCH)) continue;
+    std::error_code rm;
+    sfs::remove(it->path(), rm);
+  }
+}
+
 std::string temp_path_for(const std::string& path) {
+  remove_stale_temps(path);
   return path + ".tmp." + std::to_string(getpid());
 }
 
@@ -49,9 +74,14 @@ void write_file_atomic(const std::string& path, const std::string& data) {
   const std::string tmp = temp_path_for(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("cannot write " + tmp);
+    if (!out) throw Error("cannot write " + path + ": " + std::strerror(errno));
     out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!out) throw Error("cannot write " + tmp + " (disk full?)");
+    out.flush();
+    if (!out) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw Error("cannot write " + path + " (disk full?); the previous file is unchanged");
+    }
   }
   commit_temp(tmp, path);
 }

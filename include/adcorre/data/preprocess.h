@@ -12,7 +12,13 @@
 namespace adcorre::data {
 
 // Decodes an image file (any OpenCV format) to 8-bit gray or BGR.
-// Throws adcorre::Error naming the file when it is unreadable or not an image.
+// Throws adcorre::Error naming the file when it is unreadable or not an image,
+// not a regular file (a folder, /dev/zero, a pipe), larger than
+// kMaxImageFileBytes, or when its header declares more than kMaxImagePixels
+// (a 389 KB PNG can declare 20000 x 20000 and take 1.9 GB to decode): both
+// are refused before any pixel is allocated.
+constexpr long long kMaxImageFileBytes = 512LL << 20;
+constexpr long long kMaxImagePixels = 100'000'000;
 cv::Mat decode_image(const std::string& path, int channels);
 cv::Mat decode_image_bytes(const std::string& bytes, int channels, const std::string& what = "request body");
 

@@ -8,7 +8,10 @@
 // float32, or in float16 (half the size) when asked; load_model reads either
 // into float32 tensors, and the checksum covers the values as loaded.
 // load_model refuses a truncated, corrupt or mismatched file with an
-// adcorre::Error that names the file and what is wrong.
+// adcorre::Error that names the file and what is wrong: the zip container's
+// CRC-32s are verified before anything is parsed (fs::load_archive_verified),
+// the checksum after. Weights with NaN/Inf values are refused on both sides:
+// save_model will not write them and load_model will not return them.
 #pragma once
 #include <string>
 
@@ -21,6 +24,10 @@ struct LoadedModel {
   ModelConfig config;
   FerModel net;
 };
+
+// The name of the first parameter or buffer of `net` with a NaN or infinite
+// value, or "" when all are finite.
+std::string first_non_finite_tensor(FerModelImpl& net);
 
 void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net,
                 WeightStorage storage = WeightStorage::Float32);

@@ -14,7 +14,9 @@ std::string read_file(const std::string& path);
 void write_file_atomic(const std::string& path, const std::string& data);
 
 // Returns "<path>.tmp.<pid>": the temp name write_file_atomic uses, for
-// writers (torch::save) that need a path rather than bytes.
+// writers (torch::save) that need a path rather than bytes. First removes
+// "<path>.tmp.<pid>" files left by processes that no longer exist (a run
+// killed while writing), so they do not pile up.
 std::string temp_path_for(const std::string& path);
 // Renames tmp over path after fsyncing it (the second half of an atomic write).
 void commit_temp(const std::string& tmp, const std::string& path);

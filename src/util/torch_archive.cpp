@@ -1,0 +1,73 @@
+#include "adcorre/util/torch_archive.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "adcorre/util/error.h"
+#include "adcorre/util/fs.h"
+#include "adcorre/util/zip_integrity.h"
+
+namespace adcorre::fs {
+
+void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path, const std::string& what) {
+  auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  const std::string tmp = temp_path_for(path);
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw Error("cannot write " + what + " " + path + ": " + std::strerror(errno));
+  int err = 0;
+  // Never report a short write to LibTorch (see the header): remember the
+  // first error and swallow the rest of the bytes.
+  auto sink = [&](const void* data, size_t n) -> size_t {
+    if (err == 0 && n > 0 && std::fwrite(data, 1, n, f) != n) err = errno ? errno : EIO;
+    return n;
+  };
+  std::string torch_error;
+  try {
+    archive.save_to(sink);
+  } catch (const c10::Error& e) {
+    torch_error = e.what_without_backtrace();
+  }
+  if (std::fflush(f) != 0 && err == 0) err = errno;
+  if (err == 0 && ::fsync(fileno(f)) != 0) err = errno;
+  if (std::fclose(f) != 0 && err == 0) err = errno;
+  if (err != 0 || !torch_error.empty()) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write " + what + " " + path + ": " + (err ? std::strerror(err) : torch_error) +
+                (std::filesystem::exists(path) ? " (the previous file is unchanged)" : ""));
+  }
+  commit_temp(tmp, path);
+}
+
+static bool starts_with_hdf5_signature(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char sig[8] = {};
+  in.read(sig, 8);
+  return in.gcount() == 8 && std::memcmp(sig, "\x89HDF\r\n\x1a\n", 8) == 0;
+}
+
+void load_archive_verified(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error(what + " not found: " + path);
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(what + " " + path + " is a folder, not a file" +
+                (what == "model file" ? " (give the .pt file inside it; for a training run use its best.pt)" : ""));
+  if (starts_with_hdf5_signature(path))
+    throw Error(what + " " + path + " is a Keras HDF5 file, not an adcorre archive; convert it with `adcorre import-keras " +
+                path + " --out model.pt`");
+  verify_zip_integrity(path, what);
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    throw Error(what + " " + path + " is corrupt or not an adcorre archive (" +
+                std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+}
+
+}  // namespace adcorre::fs

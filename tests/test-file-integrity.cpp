@@ -1,0 +1,216 @@
+// File integrity: the zip container of model files and checkpoints is checked
+// (CRC-32 of every entry) before LibTorch parses it, so damaged bytes anywhere
+// give an error and never a crash; writes that fail (full disk, file-size
+// limit) leave the previous file and no temporary; stale temporaries of dead
+// writers are cleaned; NaN/Inf weights are never written.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "adcorre/models/model_file.h"
+#include "adcorre/util/error.h"
+#include "adcorre/util/fs.h"
+#include "adcorre/util/torch_archive.h"
+#include "adcorre/util/zip_integrity.h"
+#include "test_util.h"
+
+using namespace adcorre;
+namespace sfs = std::filesystem;
+
+namespace {
+
+std::string read_bytes(const std::string& path) { return fs::read_file(path); }
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A small real model file (fer-tiny), its bytes and its logits on a fixed batch.
+struct TinyModel {
+  test::TempDir tmp;
+  std::string path = tmp / "m.pt";
+  models::ModelConfig cfg = models::preset("fer-tiny");
+  torch::Tensor x, logits;
+  TinyModel() {
+    torch::manual_seed(3);
+    auto net = models::create_model(cfg);
+    net->eval();
+    models::save_model(path, cfg, *net);
+    x = torch::randn({2, 1, 48, 48});
+    logits = forward(path);
+  }
+  torch::Tensor forward(const std::string& p) const {
+    auto m = models::load_model(p);
+    torch::NoGradGuard ng;
+    return m.net->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)).logits;
+  }
+};
+
+}  // namespace
+
+TEST(ZipIntegrity, AnIntactArchivePassesAndItsStructureIsChecked) {
+  TinyModel t;
+  const std::string bytes = read_bytes(t.path);
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  EXPECT_EQ(fs::zip_integrity_error(p, bytes.size()), "");
+  EXPECT_NO_THROW(fs::verify_zip_integrity(t.path, "model file"));
+  // Truncations at any length are refused (the end record is gone).
+  for (size_t n : {size_t(0), size_t(10), bytes.size() / 2, bytes.size() - 1})
+    EXPECT_NE(fs::zip_integrity_error(p, n), "") << n;
+  EXPECT_NE(fs::zip_integrity_error(reinterpret_cast<const uint8_t*>("hello"), 5), "");
+}
+
+// Every flipped byte either is refused with an error or (a field nothing
+// reads, such as a timestamp) loads to the very same network. Before the
+// check, flips in data.pkl crashed every loader with SIGSEGV.
+TEST(ZipIntegrity, FlippedBytesAnywhereAreRefusedOrHarmless) {
+  TinyModel t;
+  const std::string bytes = read_bytes(t.path);
+  std::mt19937 rng(11);
+  std::vector<size_t> positions;
+  // The structure at the end (central directory, end records: the last 4 KB)
+  // and 1,500 positions over the whole file (data.pkl, names, tensors).
+  for (size_t i = bytes.size() > 4096 ? bytes.size() - 4096 : 0; i < bytes.size(); i += 3) positions.push_back(i);
+  for (int i = 0; i < 1500; ++i) positions.push_back(rng() % bytes.size());
+  int refused = 0, harmless = 0;
+  const std::string flipped_path = t.tmp / "flipped.pt";
+  for (size_t pos : positions) {
+    std::string bad = bytes;
+    bad[pos] = static_cast<char>(bad[pos] ^ (1 << (rng() % 8)));
+    const std::string problem = fs::zip_integrity_error(reinterpret_cast<const uint8_t*>(bad.data()), bad.size());
+    if (!problem.empty()) {
+      ++refused;
+      continue;
+    }
+    // Passed the container check: LibTorch and adcorre's own checks must
+    // still either refuse it cleanly or give the same outputs.
+    write_bytes(flipped_path, bad);
+    try {
+      auto got = t.forward(flipped_path);
+      EXPECT_TRUE(torch::equal(got, t.logits)) << "byte " << pos << " changed the outputs silently";
+      ++harmless;
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  // Unused fields (timestamps, attributes, padding) make up part of the
+  // directory; everything else must be refused.
+  EXPECT_GT(refused, static_cast<int>(positions.size()) / 2) << "harmless: " << harmless;
+  // Every flip inside data.pkl (what crashed the unpickler) is refused by the
+  // container check alone.
+  const size_t name_at = bytes.find("/data.pkl");
+  ASSERT_NE(name_at, std::string::npos);
+  const size_t local = bytes.rfind(std::string("PK\x03\x04", 4), name_at);
+  ASSERT_NE(local, std::string::npos);
+  auto u16 = [&](size_t at) { return static_cast<size_t>(static_cast<uint8_t>(bytes[at]) | static_cast<uint8_t>(bytes[at + 1]) << 8); };
+  // The size from the central directory entry (local headers may hold 0).
+  const size_t central = bytes.rfind(std::string("PK\x01\x02", 4), bytes.rfind("/data.pkl"));
+  ASSERT_NE(central, std::string::npos);
+  const size_t pkl_size = u16(central + 20) | u16(central + 22) << 16;
+  const size_t pkl = local + 30 + u16(local + 26) + u16(local + 28);
+  ASSERT_GT(pkl_size, 0u);
+  for (size_t i = pkl; i < pkl + pkl_size; i += std::max<size_t>(1, pkl_size / 400)) {
+    std::string bad = bytes;
+    bad[i] ^= 0x20;
+    EXPECT_NE(fs::zip_integrity_error(reinterpret_cast<const uint8_t*>(bad.data()), bad.size()), "") << "data.pkl byte " << i - pkl;
+  }
+  // The loader's own message names the file and the damaged entry.
+  std::string bad = bytes;
+  bad[bytes.size() / 2] ^= 0x10;
+  write_bytes(flipped_path, bad);
+  const std::string msg = error_of([&] { models::load_model(flipped_path); });
+  EXPECT_NE(msg.find(flipped_path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("is corrupt"), std::string::npos) << msg;
+}
+
+TEST(ZipIntegrity, FoldersKerasFilesAndDevicesGetMessagesThatSaySo) {
+  test::TempDir tmp;
+  sfs::create_directories(tmp.path / "run");
+  std::string msg = error_of([&] { models::load_model(tmp / "run"); });
+  EXPECT_NE(msg.find("is a folder"), std::string::npos) << msg;
+  write_bytes(tmp / "k.h5", std::string("\x89HDF\r\n\x1a\n", 8) + std::string(100, '\0'));
+  msg = error_of([&] { models::load_model(tmp / "k.h5"); });
+  EXPECT_NE(msg.find("import-keras"), std::string::npos) << msg;
+  msg = error_of([&] { models::load_model("/dev/zero"); });
+  EXPECT_NE(msg.find("not a regular file"), std::string::npos) << msg;
+}
+
+// RLIMIT_FSIZE makes writes fail with EFBIG as a full disk does with ENOSPC.
+TEST(SafeWrites, AFailedWriteKeepsThePreviousFileAndLeavesNoTemporary) {
+  TinyModel t;
+  const std::string before = read_bytes(t.path);
+  auto net = models::create_model(t.cfg);  // other weights
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  const std::string msg = error_of([&] { models::save_model(t.path, t.cfg, *net); });
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous_handler);
+  EXPECT_NE(msg.find("cannot write model file " + t.path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("previous file is unchanged"), std::string::npos) << msg;
+  EXPECT_EQ(read_bytes(t.path), before);
+  for (auto& e : sfs::directory_iterator(t.tmp.path))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+  // The same write with room succeeds.
+  EXPECT_NO_THROW(models::save_model(t.path, t.cfg, *net));
+  EXPECT_NE(read_bytes(t.path), before);
+}
+
+TEST(SafeWrites, StaleTemporariesOfDeadWritersAreRemoved) {
+  TinyModel t;
+  // A pid that certainly exited: a child we waited for.
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  ASSERT_GT(dead, 0);
+  waitpid(dead, nullptr, 0);
+  const std::string stale = t.path + ".tmp." + std::to_string(dead);
+  const std::string live = t.path + ".tmp." + std::to_string(getppid());  // a running process's
+  const std::string other = t.tmp / "other.pt.tmp.1";                     // another file's
+  for (auto& p : {stale, live, other}) write_bytes(p, "partial");
+  auto net = models::create_model(t.cfg);
+  models::save_model(t.path, t.cfg, *net);
+  EXPECT_FALSE(sfs::exists(stale));
+  EXPECT_TRUE(sfs::exists(live));
+  EXPECT_TRUE(sfs::exists(other));
+}
+
+TEST(SafeWrites, NonFiniteWeightsAreNeverWritten) {
+  TinyModel t;
+  const std::string before = read_bytes(t.path);
+  auto net = models::create_model(t.cfg);
+  {
+    torch::NoGradGuard ng;
+    net->parameters()[3].view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  EXPECT_NE(models::first_non_finite_tensor(*net), "");
+  std::string msg = error_of([&] { models::save_model(t.path, t.cfg, *net); });
+  EXPECT_NE(msg.find("NaN or infinite"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(models::first_non_finite_tensor(*net)), std::string::npos) << msg;
+  EXPECT_EQ(read_bytes(t.path), before);
+  {
+    torch::NoGradGuard ng;
+    net->parameters()[3].view(-1)[0] = std::numeric_limits<float>::infinity();
+  }
+  EXPECT_THROW(models::save_model(t.tmp / "inf.pt", t.cfg, *net), Error);
+  EXPECT_FALSE(sfs::exists(t.tmp / "inf.pt"));
+}
