@@ -312,6 +312,22 @@ TEST_F(PredictTest, CliVideoGivesOneRecordPerSampledFrame) {
 
   ASSERT_EQ(cli("--max-frames 2 '" + video + "'", &out), 0);
   EXPECT_EQ(json_lines(out).size(), 2u);
+
+  // A damaged copy (the second half gone): the frames before the damage are
+  // predicted, and the stop is an error naming the frame, not a silent end.
+  std::string bytes;
+  {
+    std::ifstream in(video, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string damaged = *dir_ / "damaged.avi";
+  std::ofstream(damaged, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  const int rc = cli("'" + damaged + "'", &out, &err);
+  const auto got = json_lines(out);
+  EXPECT_GT(got.size(), 0u) << err;
+  EXPECT_LT(got.size(), 10u) << err;
+  EXPECT_EQ(rc, 1) << err;
+  EXPECT_NE(err.find(damaged + ": stopped at frame " + std::to_string(got.size())), std::string::npos) << err;
 }
 
 TEST_F(PredictTest, CliBadFilesAreReportedAndSkipped) {
