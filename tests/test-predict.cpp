@@ -27,6 +27,7 @@
 #include "adcorre/infer/predictor.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/util/error.h"
+#include "adcorre/util/runtime.h"
 #include "test_util.h"
 
 using namespace adcorre;
@@ -412,6 +413,39 @@ TEST_F(PredictTest, CliOptionsOutOfRangeAreOptionErrors) {
                               &out, true),
             0);
   EXPECT_NE(out.find("more than the"), std::string::npos) << out;
+}
+
+// One face is classified on one thread (two threads made predict 4.5x
+// slower); big batches and other threads keep every thread.
+TEST(PredictThreads, SmallBatchesRunOnOneThreadOfTheCallerOnly) {
+  runtime::set_threads(2);
+  ASSERT_EQ(at::get_num_threads(), 2);
+  {
+    runtime::SmallWorkOnOneThread one_face(1);
+    EXPECT_EQ(at::get_num_threads(), 1);
+    int other = 0;
+    std::thread([&] { other = at::get_num_threads(); }).join();
+    EXPECT_EQ(other, 2) << "another thread's setting changed";
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  {
+    runtime::SmallWorkOnOneThread batch(64);
+    EXPECT_EQ(at::get_num_threads(), 2);
+  }
+  // The answers do not depend on it.
+  torch::manual_seed(2);
+  auto cfg = models::preset("fer-tiny");
+  auto net = models::create_model(cfg);
+  net->eval();
+  auto x = torch::randn({1, 1, 48, 48});
+  torch::NoGradGuard ng;
+  auto two = net->forward(x).logits;
+  torch::Tensor one;
+  {
+    runtime::SmallWorkOnOneThread guard(1);
+    one = net->forward(x).logits;
+  }
+  EXPECT_LT((one - two).abs().max().item<float>(), 1e-5);
 }
 
 TEST(PredictInputs, ExpandsFoldersInNameOrderAndKeepsExplicitFiles) {

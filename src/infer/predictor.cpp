@@ -11,6 +11,7 @@
 #include "adcorre/data/preprocess.h"
 #include "adcorre/infer/face_align.h"
 #include "adcorre/util/error.h"
+#include "adcorre/util/runtime.h"
 
 namespace adcorre::infer {
 
@@ -93,6 +94,7 @@ std::vector<std::vector<double>> Predictor::classify(const std::vector<cv::Mat>&
   for (size_t i = 0; i < faces.size(); ++i) check(!faces[i].empty(), "classify: face " + std::to_string(i) + " is an empty image");
   const auto& cfg = impl_->model.config;
   torch::InferenceMode guard;
+  runtime::SmallWorkOnOneThread small_batch(static_cast<long>(faces.size()));
   // The same conversion as training: config-driven size, channels, order, mean/std.
   torch::Tensor x = data::images_to_input(faces, cfg).to(impl_->device);
   torch::Tensor probs = torch::softmax(impl_->model.net->forward(x).logits.to(torch::kFloat), 1);

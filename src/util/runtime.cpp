@@ -24,6 +24,36 @@ void set_threads(int n) {
 }
 int threads() { return torch::get_num_threads(); }
 
+// omp_set_num_threads changes the calling thread's OpenMP setting only, which
+// ATen's parallel_for and oneDNN read (omp_get_max_threads); torch's own
+// set_num_threads would change every thread's. Looked up at run time, as
+// OpenBLAS's setter above: the OpenMP runtime is whichever one LibTorch
+// loaded (PyTorch's wheels bundle their own), never a second one of ours.
+namespace {
+struct OpenMpThreads {
+  using Get = int (*)();
+  using Set = void (*)(int);
+  Get get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  Set set = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+};
+const OpenMpThreads& openmp() {
+  static const OpenMpThreads o;
+  return o;
+}
+}  // namespace
+
+SmallWorkOnOneThread::SmallWorkOnOneThread(long work_items, long parallel_from) {
+  if (work_items >= parallel_from || !openmp().get || !openmp().set) return;
+  const int now = openmp().get();
+  if (now <= 1) return;
+  previous_ = now;
+  openmp().set(1);
+}
+
+SmallWorkOnOneThread::~SmallWorkOnOneThread() {
+  if (previous_ > 0) openmp().set(previous_);
+}
+
 std::string resolve_device(const std::string& name) {
   if (name == "cpu") return name;
   if (name.rfind("cuda", 0) == 0) {

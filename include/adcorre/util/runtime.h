@@ -12,6 +12,22 @@ namespace adcorre::runtime {
 void set_threads(int n);
 int threads();
 
+// While alive, LibTorch work started from THIS thread runs on one CPU thread
+// when `work_items` is below `parallel_from` (other threads keep theirs).
+// Why: a batch of one 48x48 face is too small to split; with two OpenMP
+// threads each layer's barrier made `predict` 4.5x slower than one thread
+// (16x on a busy machine), the threads spinning against each other.
+class SmallWorkOnOneThread {
+ public:
+  explicit SmallWorkOnOneThread(long work_items, long parallel_from = 8);
+  ~SmallWorkOnOneThread();
+  SmallWorkOnOneThread(const SmallWorkOnOneThread&) = delete;
+  SmallWorkOnOneThread& operator=(const SmallWorkOnOneThread&) = delete;
+
+ private:
+  int previous_ = 0;  // 0: nothing changed
+};
+
 // Parses "cpu" / "cuda" / "cuda:N"; throws adcorre::Error with a clear
 // message when CUDA is asked for and this LibTorch has none.
 std::string resolve_device(const std::string& name);
