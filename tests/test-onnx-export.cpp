@@ -1,7 +1,8 @@
 // ONNX export (adcorre/onnx/onnx_export.h): every preset's graph, and the
 // shipped ensemble's, run in OpenCV DNN on real FER-2013 images (preprocessed
 // by adcorre's own data::images_to_input) give adcorre's probabilities within
-// 1e-4; fixed and dynamic batch; the CLI; unwritable paths.
+// 1e-4; fixed and dynamic batch; the CLI from a model file and a run folder;
+// unwritable paths.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -174,6 +175,38 @@ TEST(OnnxExport, CliWritesAFileOpenCvRuns) {
                                   " --out " + tmp / "a.pt",
                               &out, true),
             0);
+}
+
+// From a run folder: the graph holds the checkpoint's weights, those that
+// `export --out` writes, and the temp model file it goes through is gone.
+TEST(OnnxExport, CliExportsARunFolder) {
+  const auto images = val_images();
+  if (images.size() < 2) GTEST_SKIP() << "needs ../shared/data/fer2013/val";
+  const auto val = fsys::path(images[0]).parent_path().parent_path().string();
+  test::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " --quiet train --preset fer-tiny --train " + val + " --val " +
+                                  val + " --epochs 1 --max-steps-per-epoch 2 --batch-size 8 --out " + tmp / "run",
+                              &out, true),
+            0)
+      << out;
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " export " + tmp / "run" + " --raw --dynamic-batch --onnx " +
+                                  tmp / "run.onnx",
+                              &out, true),
+            0)
+      << out;
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " export " + tmp / "run" + " --raw --out " + tmp / "run.pt", &out,
+                              true),
+            0)
+      << out;
+  std::vector<std::string> names;
+  for (auto& f : fsys::directory_iterator(tmp.path)) names.push_back(f.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"run", "run.onnx", "run.pt"}));
+  auto m = models::load_model(tmp / "run.pt");
+  auto x = data::images_to_input(decode_all({images[0], images[1]}, m.config.in_channels), m.config);
+  auto ref = reference_probs(*m.net, x);
+  EXPECT_LT((run_opencv(tmp / "run.onnx", x) - ref).abs().max().item<double>(), 1e-4);
 }
 
 TEST(OnnxExport, UnwritablePathNamesTheFileAndLeavesNothing) {
