@@ -25,6 +25,7 @@ PACKAGES=(
   libgloo-dev                        # c10d Gloo headers (distributed training)
   libdlib-dev libdlib-data           # HOG face detector, 68-point landmarks
   python3 python3-numpy python3-torch  # the Python side of the benchmarks
+  python3-opencv                     # docs/onnx.md: the exported ONNX file in cv2.dnn
   chromium                           # the real-browser test of the web page
 )
 
