@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <fstream>
 #include <thread>
 #include <utility>
@@ -22,6 +24,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "adcorre/data/preprocess.h"
+#include "adcorre/serve/abuse.h"
 #include "adcorre/serve/handler.h"
 #include "adcorre/serve/image_header.h"
 #include "adcorre/serve/load.h"
@@ -588,6 +591,39 @@ TEST_F(Serve, AnswerBytesIsTheConnectionsHandling) {
   EXPECT_EQ(serve::answer_bytes(h, "\x01\x02garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
   EXPECT_EQ(serve::answer_bytes(h, "POST /v1/predict HTTP/1.1\r\nContent-Length: 10\r\n\r\nab").rfind("HTTP/1.1 408", 0), 0u);
   EXPECT_EQ(serve::answer_bytes(h, ""), "");
+}
+
+// serve-bench --abuse's clients: each kind gets the answer it should, while
+// a normal client keeps being served; a non-loopback target is refused.
+TEST_F(Serve, AbuseClientsGetTheirRefusals) {
+  serve::AbuseOptions ao;
+  ao.port = fx->server->port();
+  ao.slow_clients = 4;
+  ao.chunked_bytes = 3 * kMaxBody;
+  std::atomic<bool> stop{false};
+  serve::AbuseResult got;
+  std::thread abusers([&] { got = serve::run_abuse(ao, stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  serve::LoadOptions lo;
+  lo.port = fx->server->port();
+  lo.body = photo;
+  lo.path = "/v1/predict?detector=none";
+  lo.requests = 20;
+  lo.connections = 2;
+  const auto normal = serve::run_load(lo);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past the 1 s request deadline
+  stop = true;
+  abusers.join();
+  EXPECT_EQ(normal.errors, 0) << normal.first_error;
+  const std::map<std::string, int> want{{"slowloris", 408}, {"chunked", 413}, {"oversized", 413}, {"malformed", 400}, {"stalled", 408}};
+  for (const auto& [kind, status] : want) {
+    ASSERT_TRUE(got.kinds.count(kind)) << kind << " never finished an attempt";
+    const auto& k = got.kinds.at(kind);
+    EXPECT_GE(k.attempts, 1) << kind;
+    EXPECT_EQ(k.statuses.at(status), k.attempts) << kind << ": " << got.to_json().dump();
+  }
+  EXPECT_THROW(serve::run_abuse(serve::AbuseOptions{"10.1.2.3"}, stop), Error);
+  expect_alive();
 }
 
 TEST_F(Serve, ThirtyTwoConcurrentClientsGetCorrectAnswers) {

@@ -163,6 +163,10 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpRequest head = wire::to_request(parser_->get(), false);
     HttpResponse refused = handler_.check_head(head);
     if (refused.status) return respond(std::move(refused), false);
+    // A chunked body has no announced size, and a string grown by doubling
+    // would reach twice max_body; the reservation costs only address space
+    // (pages become resident as bytes arrive).
+    if (parser_->chunked()) parser_->get().body().reserve(opt().max_body);
     if (fs::lower(head.header("expect")) == "100-continue") {
       // The body is within max_body (the parser refused a larger Content-Length already).
       auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
@@ -205,6 +209,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void fail(const beast::error_code& ec) {
     const bool got_some = parser_ && parser_->got_some();
+    parser_.reset();  // frees a refused body before the answer and the lingering close
     if (timed_out_) return got_some ? respond(wire::timeout(handler_), false) : close();
     // The client went away (or the server stops): nobody to answer.
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::operation_aborted ||
