@@ -21,7 +21,8 @@ PACKAGES=(
   zlib1g-dev                         # CRC-32 checks of model files and checkpoints
   libgtest-dev libbenchmark-dev
   libhdf5-dev                        # Keras .h5 import
-  libcpp-httplib-dev                 # adcorre serve
+  libcpp-httplib-dev                 # serve-bench's client, the service tests
+  libboost-dev                       # adcorre serve: Boost.Beast/Asio (header-only)
   libgloo-dev                        # c10d Gloo headers (distributed training)
   libdlib-dev libdlib-data           # HOG face detector, 68-point landmarks
   python3 python3-numpy python3-torch  # the Python side of the benchmarks

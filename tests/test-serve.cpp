@@ -6,11 +6,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <fstream>
 #include <thread>
 #include <utility>
@@ -18,8 +21,11 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "adcorre/data/preprocess.h"
+#include "adcorre/serve/abuse.h"
+#include "adcorre/serve/handler.h"
 #include "adcorre/serve/image_header.h"
 #include "adcorre/serve/load.h"
 #include "adcorre/util/error.h"
@@ -41,8 +47,9 @@ struct Serve : ::testing::Test {
     serve::ServerOptions o;
     o.max_body = kMaxBody;
     o.max_image_side = 4096;
-    o.read_timeout_s = 1;  // the stalled-client test waits this long
-    o.threads = 40;        // > 32 concurrent keep-alive clients
+    o.read_timeout_s = 1;  // the stalled-client tests wait this long
+    // The default inference threads (8): 32 concurrent keep-alive clients and
+    // slow connections must not need a thread each.
     fx = std::make_unique<test::ServeFixture>(o);
     const std::string path = test::sample_photo(fx->dir);
     if (!path.empty()) photo = fs::read_file(path);
@@ -167,15 +174,49 @@ TEST(ImageHeader, ReadsSizesOfEncodedImages) {
   EXPECT_EQ(h->height, 37);
 }
 
+TEST(ImageHeader, ReadsTiffAndPnm) {
+  cv::Mat img(37, 53, CV_8UC3, cv::Scalar(10, 200, 30)), gray(41, 29, CV_8UC1, cv::Scalar(9));
+  const std::vector<std::pair<std::string, cv::Mat>> encodings{{".tiff", img}, {".pgm", gray}, {".ppm", img}};
+  for (const auto& [ext, m] : encodings) {
+    std::vector<uchar> buf;
+    ASSERT_TRUE(cv::imencode(ext, m, buf)) << ext;
+    auto h = serve::read_image_header(std::string(buf.begin(), buf.end()));
+    ASSERT_TRUE(h) << ext;
+    EXPECT_EQ(h->width, m.cols) << ext;
+    EXPECT_EQ(h->height, m.rows) << ext;
+  }
+  auto h = serve::read_image_header("P2\n# made by hand\n640 480\n255\n");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->format, "pgm");
+  EXPECT_EQ(h->width, 640);
+  EXPECT_EQ(h->height, 480);
+  // Big-endian TIFF with LONG sizes, written by hand: 70000 x 3 is read, not truncated to 16 bits.
+  std::string mm("MM\0*\0\0\0\x08\0\x02", 10);
+  mm += std::string("\x01\x00\0\x04\0\0\0\x01\0\x01\x11\x70", 12);  // 256 ImageWidth LONG 70000
+  mm += std::string("\x01\x01\0\x03\0\0\0\x01\0\x03\0\0", 12);      // 257 ImageLength SHORT 3
+  h = serve::read_image_header(mm);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->width, 70000);
+  EXPECT_EQ(h->height, 3);
+  // Every prefix of a real TIFF is safe to read.
+  std::vector<uchar> buf;
+  cv::imencode(".tiff", img, buf);
+  const std::string tif(buf.begin(), buf.end());
+  for (size_t n = 0; n <= std::min<size_t>(tif.size(), 400); ++n) {
+    auto p = serve::read_image_header(tif.substr(0, n));
+    if (p) EXPECT_EQ(p->width, 53);
+  }
+}
+
 TEST(ImageHeader, RefusesTextTruncationAndUnknownFormats) {
   EXPECT_FALSE(serve::read_image_header(""));
   EXPECT_FALSE(serve::read_image_header("hello, this is not an image"));
   EXPECT_FALSE(serve::read_image_header("\x89PNG\r\n\x1a\n"));   // signature only
   EXPECT_FALSE(serve::read_image_header("\xFF\xD8\xFF\xE0\x00"));  // JPEG cut inside its first segment
+  EXPECT_FALSE(serve::read_image_header("P5\n# only a comment"));
+  EXPECT_FALSE(serve::read_image_header(std::string("II*\0\xFF\xFF\xFF\x7F", 8)));  // IFD offset past the end
   cv::Mat img(8, 8, CV_8UC1, cv::Scalar(1));
   std::vector<uchar> buf;
-  cv::imencode(".pgm", img, buf);
-  EXPECT_FALSE(serve::read_image_header(std::string(buf.begin(), buf.end())));
   // Every prefix of a real JPEG is safe to read (no overrun), known or not.
   cv::imencode(".jpg", img, buf);
   std::string jpg(buf.begin(), buf.end());
@@ -382,11 +423,22 @@ TEST_F(Serve, HostileRequestsNeverStopTheServer) {
   // A compressed body is refused (it could inflate past max_body).
   const std::string gz = "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd";
   EXPECT_EQ(raw_exchange(port, gz).rfind("HTTP/1.1 415", 0), 0u);
-  // A body shorter than its Content-Length, then silence: dropped after the read timeout (1 s here).
+  // A body shorter than its Content-Length, then silence: 408 after the read timeout (1 s here).
   const auto t0 = std::chrono::steady_clock::now();
   const std::string stalled = raw_exchange(port, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc", 10);
   const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_LT(waited, 8) << stalled;
+  EXPECT_EQ(stalled.rfind("HTTP/1.1 408", 0), 0u) << stalled;
+  EXPECT_NE(stalled.find("\"status\":408"), std::string::npos) << stalled;
+  EXPECT_GE(waited, 0.9);
+  EXPECT_LT(waited, 3) << stalled;
+  // Malformed requests and a Content-Length over the limit are refused at once, not after a timeout.
+  for (const std::string bad : {std::string("GARBAGE\r\n\r\n"), std::string("GET / HTTP/9\r\n\r\n"),
+                                std::string("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\nab")}) {
+    const auto t1 = std::chrono::steady_clock::now();
+    const std::string a = raw_exchange(port, bad, 10);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count(), 0.9) << bad;
+    EXPECT_TRUE(a.rfind("HTTP/1.1 400", 0) == 0 || a.rfind("HTTP/1.1 413", 0) == 0) << bad << " -> " << a;
+  }
   // Bodies sent to an unknown path or with the wrong method are read and dropped,
   // so the next request on the same keep-alive connection is understood.
   // (httplib does not take pipelined requests, so the second is sent after the first answer.)
@@ -399,6 +451,178 @@ TEST_F(Serve, HostileRequestsNeverStopTheServer) {
     const std::string a2 = c.next_response();
     EXPECT_EQ(a2.rfind("HTTP/1.1 200", 0), 0u) << first << ": " << a2;
   }
+  expect_alive();
+}
+
+// A chunked body is counted as it arrives: past max_body it is refused with
+// 413 and the connection is closed, the rest never buffered.
+TEST_F(Serve, ChunkedBodyOverTheLimitGets413AndCloses) {
+  RawConnection c(fx->server->port(), 10);
+  ASSERT_GE(c.fd, 0);
+  c.send_all("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+  for (size_t sent = 0; sent < 3 * kMaxBody; sent += 0x10000) c.send_all(chunk);  // 3x the limit; later sends may fail
+  const std::string a = c.next_response();
+  EXPECT_EQ(a.rfind("HTTP/1.1 413", 0), 0u) << a.substr(0, 200);
+  EXPECT_NE(a.find("\"status\":413"), std::string::npos) << a;
+  EXPECT_NE(a.find("Connection: close"), std::string::npos) << a;
+  // Closed: after draining what was in flight the server sends nothing more and ends the stream.
+  char buf[65536];
+  ssize_t n;
+  while ((n = recv(c.fd, buf, sizeof buf, 0)) > 0) {
+  }
+  EXPECT_EQ(n, 0) << "the connection was not closed (recv timed out)";
+  // A chunked body within the limit is a normal upload.
+  RawConnection ok(fx->server->port(), 30);
+  std::string req = "POST /v1/predict?detector=none HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  for (size_t at = 0; at < photo.size(); at += 10000) {
+    const std::string part = photo.substr(at, 10000);
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%zx\r\n", part.size());
+    req += hex + part + "\r\n";
+  }
+  ok.send_all(req + "0\r\n\r\n");
+  const std::string good = ok.next_response();
+  EXPECT_EQ(good.rfind("HTTP/1.1 200", 0), 0u) << good.substr(0, 300);
+  expect_alive();
+}
+
+// Slowloris: more connections than inference threads trickle a request one
+// byte at a time; each gets 408 when its deadline (1 s here) passes, and
+// meanwhile a normal client is served at once.
+TEST_F(Serve, SlowClientsGet408WhileOthersAreServed) {
+  const int port = fx->server->port();
+  constexpr int kSlow = 16;  // twice the default inference threads
+  std::vector<std::string> answers(kSlow);
+  std::vector<double> took(kSlow);
+  std::vector<std::thread> slow;
+  for (int i = 0; i < kSlow; ++i)
+    slow.emplace_back([&, i] {
+      const auto t0 = std::chrono::steady_clock::now();
+      RawConnection c(port, 10);
+      const std::string req = "POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(100, 'a');
+      for (size_t b = 0; b < req.size(); ++b) {
+        c.send_all(req.substr(b, 1));
+        pollfd p{c.fd, POLLIN, 0};
+        if (poll(&p, 1, 200) > 0) break;  // answered
+      }
+      answers[i] = c.next_response();
+      took[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = client().Post("/v1/predict?detector=none", photo, "image/jpeg");
+  const double normal = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(normal, 0.9) << "a normal client waited for the slow ones";
+  for (auto& t : slow) t.join();
+  for (int i = 0; i < kSlow; ++i) {
+    EXPECT_EQ(answers[i].rfind("HTTP/1.1 408", 0), 0u) << i << ": " << answers[i];
+    EXPECT_LT(took[i], 3.5) << i;
+  }
+}
+
+// curl --data-binary @photo.jpg labels the photo application/x-www-form-urlencoded:
+// the image bytes decide, not the label.
+TEST_F(Serve, UrlencodedLabelledPhotoIsAccepted) {
+  auto want = client().Post("/v1/predict", photo, "image/jpeg");
+  ASSERT_EQ(want->status, 200);
+  ASSERT_GT(photo.size(), 8192u);
+  auto r = client().Post("/v1/predict", photo, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["faces"], json::parse(want->body)["faces"]);
+  // Labelled multipart but sent raw: still the photo.
+  r = client().Post("/v1/predict", photo, "multipart/form-data; boundary=xyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
+TEST_F(Serve, TiffAndPgmPhotosAreAccepted) {
+  const cv::Mat img = data::decode_image_bytes(photo, 3);
+  cv::Mat gray;
+  cv::cvtColor(img, gray, cv::COLOR_BGR2GRAY);
+  const std::vector<std::pair<std::string, cv::Mat>> encodings{{".tiff", img}, {".pgm", gray}, {".ppm", img}};
+  for (const auto& [ext, m] : encodings) {
+    std::vector<uchar> buf;
+    ASSERT_TRUE(cv::imencode(ext, m, buf)) << ext;
+    auto r = client().Post("/v1/predict?detector=none", std::string(buf.begin(), buf.end()), "application/octet-stream");
+    ASSERT_TRUE(r) << ext;
+    ASSERT_EQ(r->status, 200) << ext << ": " << r->body;
+    auto j = json::parse(r->body);
+    EXPECT_EQ(j["image"]["width"], 512) << ext;
+    EXPECT_EQ(j["faces"].size(), 1u) << ext;
+  }
+  // A TIFF that declares more pixels than the limit is refused from its header.
+  std::string mm("MM\0*\0\0\0\x08\0\x02", 10);
+  mm += std::string("\x01\x00\0\x04\0\0\0\x01\0\x01\x11\x70", 12);
+  mm += std::string("\x01\x01\0\x03\0\0\0\x01\0\x03\0\0", 12);
+  EXPECT_NE(error_of(client().Post("/v1/predict", mm, "image/tiff"), 413).find("70000x3"), std::string::npos);
+}
+
+// One connection, many requests: every one answered (no request-count limit,
+// no close between them), sequential and pipelined.
+TEST_F(Serve, KeepAliveAnswersManyRequestsOnOneConnection) {
+  RawConnection c(fx->server->port(), 30);
+  ASSERT_GE(c.fd, 0);
+  const std::string predict = "POST /v1/predict?detector=none HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+                              std::to_string(photo.size()) + "\r\n\r\n" + photo;
+  for (int i = 0; i < 30; ++i) {
+    c.send_all(i % 3 == 0 ? predict : "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    const std::string a = c.next_response();
+    ASSERT_EQ(a.rfind("HTTP/1.1 200", 0), 0u) << "request " << i << ": " << a.substr(0, 200);
+    EXPECT_EQ(a.find("Connection: close"), std::string::npos) << i;
+  }
+  c.send_all(predict + "GET /v1/model HTTP/1.1\r\nHost: x\r\n\r\n" + predict);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.next_response().rfind("HTTP/1.1 200", 0), 0u) << "pipelined " << i;
+}
+
+// The fuzz target's entry point answers raw bytes as a connection would.
+TEST_F(Serve, AnswerBytesIsTheConnectionsHandling) {
+  serve::ServerOptions o;
+  o.max_body = 1000;
+  serve::Handler h(fx->predictor, o);
+  std::string a = serve::answer_bytes(h, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(a.rfind("HTTP/1.1 200", 0), 0u) << a;
+  EXPECT_NE(a.find("HTTP/1.1 404"), std::string::npos) << a;
+  a = serve::answer_bytes(h, "POST /v1/predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(0x800, 'x') + "\r\n0\r\n\r\n");
+  EXPECT_EQ(a.rfind("HTTP/1.1 413", 0), 0u) << a;
+  EXPECT_EQ(serve::answer_bytes(h, "\x01\x02garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(serve::answer_bytes(h, "POST /v1/predict HTTP/1.1\r\nContent-Length: 10\r\n\r\nab").rfind("HTTP/1.1 408", 0), 0u);
+  EXPECT_EQ(serve::answer_bytes(h, ""), "");
+}
+
+// serve-bench --abuse's clients: each kind gets the answer it should, while
+// a normal client keeps being served; a non-loopback target is refused.
+TEST_F(Serve, AbuseClientsGetTheirRefusals) {
+  serve::AbuseOptions ao;
+  ao.port = fx->server->port();
+  ao.slow_clients = 4;
+  ao.chunked_bytes = 3 * kMaxBody;
+  std::atomic<bool> stop{false};
+  serve::AbuseResult got;
+  std::thread abusers([&] { got = serve::run_abuse(ao, stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  serve::LoadOptions lo;
+  lo.port = fx->server->port();
+  lo.body = photo;
+  lo.path = "/v1/predict?detector=none";
+  lo.requests = 20;
+  lo.connections = 2;
+  const auto normal = serve::run_load(lo);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past the 1 s request deadline
+  stop = true;
+  abusers.join();
+  EXPECT_EQ(normal.errors, 0) << normal.first_error;
+  const std::map<std::string, int> want{{"slowloris", 408}, {"chunked", 413}, {"oversized", 413}, {"malformed", 400}, {"stalled", 408}};
+  for (const auto& [kind, status] : want) {
+    ASSERT_TRUE(got.kinds.count(kind)) << kind << " never finished an attempt";
+    const auto& k = got.kinds.at(kind);
+    EXPECT_GE(k.attempts, 1) << kind;
+    EXPECT_EQ(k.statuses.at(status), k.attempts) << kind << ": " << got.to_json().dump();
+  }
+  EXPECT_THROW(serve::run_abuse(serve::AbuseOptions{"10.1.2.3"}, stop), Error);
   expect_alive();
 }
 

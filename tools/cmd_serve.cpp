@@ -69,7 +69,7 @@ int run_serve(ServeOptions o) {
   serve::Server server(predictor, o.server);
   install_stop_signals();
   server.start();
-  log::info("serve: model " + o.model + ", " + std::to_string(o.server.threads) + " HTTP threads, max body " +
+  log::info("serve: model " + o.model + ", " + std::to_string(o.server.threads) + " inference threads, max body " +
             std::to_string(o.server.max_body) + " bytes; Ctrl-C stops");
   std::cout << "adcorre serve: listening on " << server.url() << std::endl;
   const int sig = wait_for_stop_signal();
@@ -86,12 +86,15 @@ adcorre::cli::Registrar register_serve({"serve", "the HTTP service: POST /v1/pre
                                app.add_option("--model", o->model, "model file (default: the shipped model)");
                                app.add_option("--host", s.host, "address to listen on")->capture_default_str();
                                app.add_option("--port", s.port, "port (0: any free port; the URL is printed)")->capture_default_str();
-                               app.add_option("--threads", s.threads, "HTTP worker threads (LibTorch's come from the global --threads before 'serve')")
+                               app.add_option("--threads", s.threads, "inference worker threads (LibTorch's own come from the global --threads before 'serve')")
                                    ->capture_default_str();
                                app.add_option("--max-body", s.max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
                                app.add_option("--max-image-side", s.max_image_side, "largest image width or height in pixels")->capture_default_str();
                                app.add_option("--max-image-pixels", s.max_image_pixels, "largest image width * height")->capture_default_str();
-                               app.add_option("--read-timeout", s.read_timeout_s, "seconds a client may stall while sending")->capture_default_str();
+                               app.add_option("--max-queue", s.max_queue, "predictions waiting for a worker (more: 503)")->capture_default_str();
+                               app.add_option("--max-connections", s.max_connections, "open connections (more are closed at once)")->capture_default_str();
+                               app.add_option("--read-timeout", s.read_timeout_s, "seconds a whole request may take to arrive (else 408)")->capture_default_str();
+                               app.add_option("--keep-alive-timeout", s.keep_alive_timeout_s, "seconds a connection may idle between requests")->capture_default_str();
                                app.add_option("--write-timeout", s.write_timeout_s, "seconds a client may stall while receiving")->capture_default_str();
                                app.add_option("--detector", o->detector, "default face detector: haar | lbp | dlib | none")->capture_default_str();
                                app.add_option("--min-face", o->min_face, "default smallest face in pixels")->capture_default_str();

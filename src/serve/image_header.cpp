@@ -65,6 +65,57 @@ std::optional<ImageHeader> webp(const std::string& b) {
   return std::nullopt;
 }
 
+// TIFF: the first image file directory's ImageWidth (256) and ImageLength
+// (257) entries, SHORT or LONG, in the file's byte order ("II" little, "MM" big).
+std::optional<ImageHeader> tiff(const std::string& b) {
+  if (b.size() < 8) return std::nullopt;
+  const bool le = b[0] == 'I';
+  auto u16 = [&](size_t i) { return le ? le16(b, i) : be16(b, i); };
+  auto u32 = [&](size_t i) { return le ? le32(b, i) : be32(b, i); };
+  const size_t ifd = u32(4);
+  if (ifd < 8 || ifd > b.size() || b.size() - ifd < 2) return std::nullopt;
+  const size_t entries = u16(ifd);
+  long long width = -1, height = -1;
+  for (size_t e = 0; e < entries; ++e) {
+    const size_t at = ifd + 2 + 12 * e;
+    if (at > b.size() || b.size() - at < 12) return std::nullopt;
+    const uint32_t tag = u16(at), type = u16(at + 2);
+    if (tag != 256 && tag != 257) continue;
+    long long v;
+    if (type == 3) v = u16(at + 8);       // SHORT, left-justified in the value field
+    else if (type == 4) v = u32(at + 8);  // LONG
+    else return std::nullopt;
+    (tag == 256 ? width : height) = v;
+  }
+  if (width < 0 || height < 0) return std::nullopt;
+  return ImageHeader{"tiff", width, height};
+}
+
+// PNM (P1..P6: PBM, PGM, PPM): ASCII width and height after the magic,
+// separated by whitespace and '#' comments.
+std::optional<ImageHeader> pnm(const std::string& b) {
+  size_t i = 2;
+  long long v[2] = {0, 0};
+  for (long long& x : v) {
+    for (;;) {
+      while (i < b.size() && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) ++i;
+      if (i < b.size() && b[i] == '#') {
+        while (i < b.size() && b[i] != '\n') ++i;
+        continue;
+      }
+      break;
+    }
+    size_t digits = 0;
+    while (i < b.size() && b[i] >= '0' && b[i] <= '9') {
+      if (++digits > 9) return std::nullopt;  // no PNM is a billion pixels wide
+      x = x * 10 + (b[i++] - '0');
+    }
+    if (digits == 0) return std::nullopt;
+  }
+  if (i >= b.size()) return std::nullopt;  // header cut after the height
+  return ImageHeader{b[1] == '5' || b[1] == '2' ? "pgm" : b[1] == '6' || b[1] == '3' ? "ppm" : "pbm", v[0], v[1]};
+}
+
 }  // namespace
 
 std::optional<ImageHeader> read_image_header(const std::string& b) {
@@ -73,6 +124,8 @@ std::optional<ImageHeader> read_image_header(const std::string& b) {
   if (b.size() >= 6 && (b.compare(0, 6, "GIF87a") == 0 || b.compare(0, 6, "GIF89a") == 0)) return gif(b);
   if (b.size() >= 2 && b.compare(0, 2, "BM") == 0) return bmp(b);
   if (b.size() >= 16 && b.compare(0, 4, "RIFF") == 0 && b.compare(8, 4, "WEBP") == 0) return webp(b);
+  if (b.size() >= 4 && (b.compare(0, 4, std::string("II*\0", 4)) == 0 || b.compare(0, 4, std::string("MM\0*", 4)) == 0)) return tiff(b);
+  if (b.size() >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') return pnm(b);
   return std::nullopt;
 }
 

@@ -2,385 +2,298 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
-#include <stdexcept>
+#include <optional>
 #include <thread>
+#include <vector>
 
-#include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
-
-#include "adcorre/data/preprocess.h"
 #include "adcorre/infer/predictor.h"
-#include "adcorre/serve/image_header.h"
-#include "adcorre/serve/page.h"
+#include "adcorre/serve/handler.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
 #include "adcorre/util/log.h"
 
-#ifdef ADCORRE_HAVE_HTTPLIB
-#include <sys/socket.h>
+#ifdef ADCORRE_HAVE_BEAST
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
-#include <httplib.h>
+#include "wire.h"
 #endif
 
 namespace adcorre::serve {
 
-using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+#ifdef ADCORRE_HAVE_BEAST
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 
 namespace {
 
-const std::vector<std::string> kDetectors{"haar", "lbp", "dlib", "none"};
-
-// The routes and the methods each allows (HEAD comes with GET).
-struct Route {
-  const char* path;
-  const char* allow;
-};
-constexpr Route kRoutes[] = {
-    {"/", "GET, HEAD"},
-    {"/index.html", "GET, HEAD"},
-    {"/v1/predict", "POST, OPTIONS"},
-    {"/v1/health", "GET, HEAD"},
-    {"/v1/model", "GET, HEAD"},
-};
-const Route* find_route(const std::string& path) {
-  for (const auto& r : kRoutes)
-    if (path == r.path) return &r;
-  return nullptr;
-}
-bool allows(const Route& r, const std::string& method) {
-  const std::string allow = std::string(", ") + r.allow + ",";
-  const std::string m = method == "HEAD" ? "GET" : method;
-  return allow.find(" " + m + ",") != std::string::npos;
-}
-
-std::string not_found_message(const std::string& path) {
-  return "no such path: " + path.substr(0, 200) + " (the service has GET /, POST /v1/predict, GET /v1/health, GET /v1/model)";
-}
-template <class Request>
-std::string not_allowed_message(const Request& req, const Route& r) {
-  return "method " + req.method.substr(0, 20) + " is not allowed on " + req.path + " (allowed: " + r.allow + ")";
-}
-
-// An answer other than 200, thrown inside a handler.
-struct HttpError : std::runtime_error {
-  int status;
-  HttpError(int s, const std::string& message) : std::runtime_error(message), status(s) {}
-};
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-  return s;
-}
-
-// For errors httplib raises itself (its status texts are not exported by the split build).
-std::string status_text(int status) {
-  switch (status) {
-    case 400: return "bad request (malformed HTTP)";
-    case 404: return "not found";
-    case 408: return "request timeout";
-    case 413: return "payload too large";
-    case 414: return "URI too long";
-    case 416: return "range not satisfiable";
-    case 417: return "expectation failed";
-    case 431: return "request header fields too large";
-    case 500: return "internal error";
-    default: return "HTTP error " + std::to_string(status);
+// Inference threads behind a bounded queue: a burst of uploads waits here
+// (not in sockets or threads) and past max_queue is refused with 503.
+class WorkerPool {
+ public:
+  WorkerPool(int threads, size_t max_queue) : max_queue_(max_queue) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
   }
-}
+  ~WorkerPool() { stop(); }
+  bool submit(std::function<void()> job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ || queue_.size() >= max_queue_) return false;
+    queue_.push_back(std::move(job));
+    cv_.notify_one();
+    return true;
+  }
+  size_t queued() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return queue_.size();
+  }
+  // Finishes the jobs already queued, then joins.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job();
+    }
+  }
+  size_t max_queue_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
 
 }  // namespace
 
 struct Server::Impl {
   std::shared_ptr<infer::Predictor> predictor;
   ServerOptions opt;
-  Clock::time_point started = Clock::now();
-  std::atomic<long long> requests{0}, failed{0}, predictions{0}, faces{0};
   int bound_port = -1;
   std::mutex lifecycle;  // start() and stop() from different threads
   bool started_once = false;
-#ifdef ADCORRE_HAVE_HTTPLIB
-  httplib::Server http;
-  std::thread listener;
+  std::atomic<bool> running{false};
+  std::atomic<int> connections{0};
 
-  // Never throws for content: invalid UTF-8 echoed from a request (a path, a
-  // query value) is replaced, not a reason to fail the answer.
-  static void send_json(httplib::Response& res, int status, const json& body) {
-    res.status = status;
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-  }
-  static void send_error(httplib::Response& res, int status, const std::string& message) {
-    send_json(res, status, {{"error", message}, {"status", status}});
-  }
+  asio::io_context io{1};
+  std::optional<Handler> handler;
+  std::unique_ptr<WorkerPool> pool;
+  std::optional<tcp::acceptor> acceptor;
+  std::thread io_thread;
 
-  // A whole number from the query string within [lo, hi]; `fallback` when absent.
-  static long long query_int(const httplib::Request& req, const char* name, long long fallback, long long lo, long long hi) {
-    if (!req.has_param(name)) return fallback;
-    const std::string v = req.get_param_value(name);
-    char* end = nullptr;
-    errno = 0;
-    const long long x = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || errno == ERANGE || x < lo || x > hi)
-      throw HttpError(400, std::string("query parameter ") + name + "='" + v.substr(0, 40) + "' is not a whole number in [" +
-                               std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    return x;
-  }
-
-  void check_dimensions(long long w, long long h, const std::string& what) const {
-    if (w <= 0 || h <= 0) throw HttpError(400, what + " declares an empty picture (" + std::to_string(w) + "x" + std::to_string(h) + ")");
-    if (w > opt.max_image_side || h > opt.max_image_side || w * h > opt.max_image_pixels)
-      throw HttpError(413, what + " is " + std::to_string(w) + "x" + std::to_string(h) + " pixels; this service takes at most " +
-                               std::to_string(opt.max_image_side) + " pixels a side and " + std::to_string(opt.max_image_pixels) +
-                               " pixels in all");
-  }
-
-  // The image bytes of a request: the raw body, or a multipart file field
-  // ("image" preferred, else the first field that carries a file name).
-  static const std::string& image_bytes(const httplib::Request& req, std::string* what) {
-    if (!req.is_multipart_form_data()) {
-      *what = "request body";
-      return req.body;
-    }
-    if (req.files.empty()) throw HttpError(400, "the multipart body has no fields; send the image as the field 'image'");
-    auto it = req.files.find("image");
-    if (it == req.files.end())
-      it = std::find_if(req.files.begin(), req.files.end(), [](const auto& f) { return !f.second.filename.empty(); });
-    if (it == req.files.end())
-      throw HttpError(400, "the multipart body has no file field; send the image as the field 'image'");
-    *what = "multipart field '" + it->first + "'";
-    return it->second.content;
-  }
-
-  void predict(const httplib::Request& req, httplib::Response& res) {
-    const auto t0 = Clock::now();
-    std::string what;
-    const std::string& bytes = image_bytes(req, &what);
-    if (bytes.empty())
-      throw HttpError(400, "the " + what + " is empty; send a JPEG, PNG, BMP or WebP image as the body or as the multipart field 'image'");
-
-    infer::PredictOptions popt = predictor->options();
-    if (req.has_param("detector")) {
-      const std::string kind = req.get_param_value("detector");
-      if (std::find(kDetectors.begin(), kDetectors.end(), kind) == kDetectors.end())
-        throw HttpError(400, "query parameter detector='" + kind.substr(0, 40) + "' is not one of " + join(kDetectors, ", "));
-      popt.detector.kind = kind;
-    }
-    const int num_classes = predictor->config().num_classes();
-    popt.top_k = static_cast<int>(query_int(req, "top_k", popt.top_k, 0, num_classes));
-    popt.detector.min_face = static_cast<int>(query_int(req, "min_face", popt.detector.min_face, 1, opt.max_image_side));
-
-    // Refuse oversized pictures from their header, before any pixel is allocated;
-    // only formats whose header we can read are decoded at all.
-    const auto header = read_image_header(bytes);
-    if (!header)
-      throw HttpError(400, "the " + what + " (" + std::to_string(bytes.size()) +
-                               " bytes) is not a JPEG, PNG, BMP or WebP image, or its header is truncated");
-    check_dimensions(header->width, header->height, "the " + header->format + " image in the " + what);
-    cv::Mat image;
-    try {
-      image = data::decode_image_bytes(bytes, 3, what);
-    } catch (const Error& e) {
-      throw HttpError(400, e.what());
-    }
-    check_dimensions(image.cols, image.rows, "the decoded image");
-
-    std::vector<infer::Face> found;
-    try {
-      found = predictor->predict(image, popt);
-    } catch (const Error& e) {  // e.g. a detector this build lacks
-      throw HttpError(400, std::string("cannot process the image: ") + e.what());
-    }
-    json faces = json::array();
-    for (const auto& f : found) faces.push_back(infer::face_to_json(f, predictor->config().class_names, popt.top_k));
-    ++predictions;
-    this->faces += static_cast<long long>(found.size());
-    send_json(res, 200,
-              {{"image", {{"width", image.cols}, {"height", image.rows}}},
-               {"detector", popt.detector.kind},
-               {"faces", std::move(faces)},
-               {"elapsed_ms", ms_since(t0)}});
-  }
-
-  json health() const {
-    return {{"status", "ok"},
-            {"version", ADCORRE_VERSION},
-            {"uptime_s", std::chrono::duration<double>(Clock::now() - started).count()},
-            {"requests", requests.load()},
-            {"failed_requests", failed.load()},
-            {"predictions", predictions.load()},
-            {"faces", faces.load()}};
-  }
-
-  json model_info() const {
-    const auto& cfg = predictor->config();
-    json config = cfg.to_json();
-    // An imported Keras graph can be megabytes of JSON; the page needs none of it.
-    if (config.contains("graph") && !config["graph"].is_null()) config["graph"] = "(omitted)";
-    return {{"path", opt.model_path},
-            {"class_names", cfg.class_names},
-            {"input", {{"size", cfg.input_size}, {"channels", cfg.in_channels}}},
-            {"provenance", cfg.provenance},
-            {"config", config},
-            {"detectors", kDetectors},
-            {"default_detector", predictor->options().detector.kind},
-            {"limits",
-             {{"max_body", opt.max_body},
-              {"max_image_side", opt.max_image_side},
-              {"max_image_pixels", opt.max_image_pixels}}}};
-  }
-
-  // Runs a handler body, turning HttpError into its JSON answer. Anything else
-  // goes to the exception handler (500).
-  template <class F>
-  httplib::Server::Handler guarded(F f) {
-    return [this, f](const httplib::Request& req, httplib::Response& res) {
-      try {
-        f(req, res);
-      } catch (const HttpError& e) {
-        send_error(res, e.status, e.what());
-      }
-    };
-  }
-
-  void install_routes() {
-    http.set_payload_max_length(opt.max_body);
-    http.set_read_timeout(opt.read_timeout_s, 0);
-    http.set_write_timeout(opt.write_timeout_s, 0);
-    http.set_keep_alive_timeout(opt.keep_alive_timeout_s);
-    const int threads = std::max(1, opt.threads);
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    http.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
-
-    // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
-    // second server bind the same port and silently take half the requests.
-    http.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-
-    // Requests without a body to unknown paths or with the wrong method are
-    // answered here, before routing. One that carries a body is left to httplib,
-    // which reads (bounded by max_body) and discards the body, so that a
-    // keep-alive connection stays in step; the error handler below then words
-    // its 404 (or turns it into 405).
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      const bool has_body = req.get_header_value<uint64_t>("Content-Length") > 0 || req.has_header("Transfer-Encoding");
-      const Route* route = find_route(req.path);
-      // A compressed body could inflate far past max_body while httplib decodes
-      // it, so it is refused unread, and the connection is closed after the answer.
-      const std::string encoding = fs::lower(req.get_header_value("Content-Encoding"));
-      if (!encoding.empty() && encoding != "identity") {
-        send_error(res, 415, "compressed request bodies (Content-Encoding: " + encoding.substr(0, 40) + ") are not accepted; send the image as is");
-        res.set_header("Connection", "close");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (has_body) return httplib::Server::HandlerResponse::Unhandled;
-      if (!route) {
-        send_error(res, 404, not_found_message(req.path));
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (req.method == "OPTIONS") {
-        res.status = 204;
-        res.set_header("Allow", route->allow);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (!allows(*route, req.method)) {
-        send_error(res, 405, not_allowed_message(req, *route));
-        res.set_header("Allow", route->allow);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      // httplib calls a POST without Content-Length malformed; say what is missing instead.
-      if (req.method == "POST")
-        send_error(res, 400, "the request body is empty; send a JPEG, PNG, BMP or WebP image as the body or as the multipart field 'image'");
-      return req.method == "POST" ? httplib::Server::HandlerResponse::Handled : httplib::Server::HandlerResponse::Unhandled;
-    });
-    // curl and others ask before sending a large body: refuse it without reading it.
-    http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (req.get_header_value<uint64_t>("Content-Length") > opt.max_body) {
-        send_error(res, 413, "the request body (" + req.get_header_value("Content-Length") + " bytes) is larger than this service's limit of " +
-                                 std::to_string(opt.max_body) + " bytes");
-        res.set_header("Connection", "close");
-        return 413;
-      }
-      return 100;
-    });
-
-    auto page = [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(index_html(), "text/html; charset=utf-8");
-      // The page may talk only to this server: no external assets, ever.
-      res.set_header("Content-Security-Policy",
-                     "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:; "
-                     "media-src 'self' blob: mediastream:; connect-src 'self'");
-    };
-    http.Get("/", page);
-    http.Get("/index.html", page);
-    http.Get("/v1/health", [this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, health()); });
-    http.Get("/v1/model", [this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, model_info()); });
-    http.Post("/v1/predict", guarded([this](const httplib::Request& req, httplib::Response& res) { predict(req, res); }));
-
-    // httplib's own errors (413 for a body over max_body, 400 for a malformed
-    // request, 414 for a long URI) come with an empty body: give them JSON.
-    // httplib calls this (and the logger) outside its exception guard: they must not throw.
-    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Handled;
-      try {
-        if (res.status == 404) {  // no handler: an unknown path, or a known one with the wrong method
-          if (const Route* route = find_route(req.path)) {
-            send_error(res, 405, not_allowed_message(req, *route));
-            res.set_header("Allow", route->allow);
-          } else {
-            send_error(res, 404, not_found_message(req.path));
-          }
-        } else if (res.status == 413) {
-          send_error(res, 413, "the request body is larger than this service's limit of " + std::to_string(opt.max_body) + " bytes");
-        } else {
-          send_error(res, res.status, status_text(res.status));
-        }
-      } catch (...) {
-        res.body = "{\"error\":\"error\",\"status\":" + std::to_string(res.status) + "}";
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    http.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown exception";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      what = what.substr(0, what.find('\n'));  // c10 errors carry a backtrace
-      log::warn("serve: " + req.method + " " + req.path.substr(0, 200) + " failed: " + what);
-      send_error(res, 500, "internal error: " + what);
-    });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      ++requests;
-      if (res.status >= 400) ++failed;
-      if (log::level() >= log::Level::verbose) {
-        try {
-          log::debug("serve: " + req.remote_addr + " " + req.method + " " + req.path.substr(0, 200) + " -> " + std::to_string(res.status));
-        } catch (...) {
-        }
-      }
-    });
-  }
-#endif
+  void accept();
 };
+
+namespace {
+
+using Seconds = std::chrono::seconds;
+
+// One client connection: waits for a request (keep-alive idle limit), reads
+// it whole within the request deadline, answers, and loops. Every step runs
+// on the one I/O thread; inference answers are posted back to it.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Handler& handler, WorkerPool& pool, std::atomic<int>& count)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler), pool_(pool), count_(count) {
+    ++count_;
+  }
+  ~Session() { --count_; }
+  void start() { wait_for_request(handler_.options().read_timeout_s); }
+
+ private:
+  const ServerOptions& opt() const { return handler_.options(); }
+
+  // Cancels the socket's pending operation when `seconds` pass.
+  void arm(int seconds) {
+    timed_out_ = false;
+    timer_.expires_after(Seconds(std::max(1, seconds)));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // re-armed or cancelled
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
+
+  void wait_for_request(int idle_seconds) {
+    parser_.emplace();
+    wire::configure(*parser_, opt());
+    if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+    arm(idle_seconds);
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->close();  // idle too long, or the server stops
+      self->read_header();
+    });
+  }
+
+  // From the request's first byte, headers and body share one deadline.
+  void read_header() {
+    arm(opt().read_timeout_s);
+    http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->fail(ec);
+      self->on_header();
+    });
+  }
+
+  void on_header() {
+    HttpRequest head = wire::to_request(parser_->get(), false);
+    HttpResponse refused = handler_.check_head(head);
+    if (refused.status) return respond(std::move(refused), false);
+    // A chunked body has no announced size, and a string grown by doubling
+    // would reach twice max_body; the reservation costs only address space
+    // (pages become resident as bytes arrive).
+    if (parser_->chunked()) parser_->get().body().reserve(opt().max_body);
+    if (fs::lower(head.header("expect")) == "100-continue") {
+      // The body is within max_body (the parser refused a larger Content-Length already).
+      auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      asio::async_write(socket_, asio::buffer(*cont), [self = shared_from_this(), cont](beast::error_code ec, size_t) {
+        if (ec) return self->fail(ec);
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->fail(ec);
+      self->on_request();
+    });
+  }
+
+  void on_request() {
+    timer_.cancel();
+    auto req = std::make_shared<HttpRequest>(wire::to_request(parser_->get(), true));
+    const bool keep_alive = parser_->get().keep_alive();
+    const bool head_only = req->method == "HEAD";
+    parser_.reset();  // frees the body
+    if (!handler_.needs_worker(*req)) {
+      HttpResponse res = handler_.handle(*req);
+      if (!keep_alive) res.close = true;
+      return respond(std::move(res), head_only);
+    }
+    auto self = shared_from_this();
+    const bool queued = pool_.submit([self, req, keep_alive] {
+      HttpResponse res = self->handler_.handle(*req);
+      if (!keep_alive) res.close = true;
+      asio::post(self->socket_.get_executor(), [self, res = std::move(res)]() mutable { self->respond(std::move(res), false); });
+    });
+    if (!queued)
+      respond(handler_.error(503, "the service is busy (" + std::to_string(opt().max_queue) + " predictions queued); try again shortly", true), false);
+  }
+
+  void fail(const beast::error_code& ec) {
+    const bool got_some = parser_ && parser_->got_some();
+    parser_.reset();  // frees a refused body before the answer and the lingering close
+    if (timed_out_) return got_some ? respond(wire::timeout(handler_), false) : close();
+    // The client went away (or the server stops): nobody to answer.
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::eof || ec == asio::error::broken_pipe)
+      return close();
+    respond(wire::refusal(handler_, ec), false);
+  }
+
+  void respond(HttpResponse res, bool head_only) {
+    auto out = std::make_shared<std::string>(serialize(res, head_only));
+    const bool close_after = res.close;
+    arm(opt().write_timeout_s);
+    asio::async_write(socket_, asio::buffer(*out), [self = shared_from_this(), out, close_after](beast::error_code ec, size_t) {
+      self->timer_.cancel();
+      if (ec) return self->close();
+      if (close_after) return self->linger();
+      self->wait_for_request(self->opt().keep_alive_timeout_s);
+    });
+  }
+
+  // After a refusal the client may still be sending (a 50 MB upload): shut
+  // our side, then read and drop its bytes for a moment, so that closing
+  // does not reset the connection before the client has read the answer.
+  void linger() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    arm(2);
+    drain();
+  }
+  void drain() {
+    auto sink = std::make_shared<std::array<char, 16384>>();
+    socket_.async_read_some(asio::buffer(*sink), [self = shared_from_this(), sink](beast::error_code ec, size_t) {
+      if (ec) return self->close();
+      self->drain();
+    });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<wire::Parser> parser_;
+  bool timed_out_ = false;
+  Handler& handler_;
+  WorkerPool& pool_;
+  std::atomic<int>& count_;
+};
+
+}  // namespace
+
+void Server::Impl::accept() {
+  acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+    if (!ec) {
+      if (connections.load() >= opt.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        std::make_shared<Session>(std::move(socket), *handler, *pool, connections)->start();
+      }
+    } else {
+      log::warn("serve: accept failed: " + ec.message());
+    }
+    accept();
+  });
+}
 
 Server::Server(std::shared_ptr<infer::Predictor> predictor, ServerOptions options) : impl_(std::make_unique<Impl>()) {
   check(predictor != nullptr, "serve: no predictor");
   check(options.port >= 0 && options.port <= 65535, "serve: --port " + std::to_string(options.port) + " is not in 0..65535");
   check(options.threads >= 1, "serve: --threads must be at least 1");
+  check(options.max_queue >= 1, "serve: --max-queue must be at least 1");
+  check(options.max_connections >= 1, "serve: --max-connections must be at least 1");
   check(options.max_body >= 1, "serve: --max-body must be at least 1 byte");
+  check(options.read_timeout_s >= 1 && options.write_timeout_s >= 1 && options.keep_alive_timeout_s >= 1,
+        "serve: --read-timeout and --write-timeout must be at least 1 s");
   check(options.max_image_side >= 1 && options.max_image_pixels >= 1, "serve: image limits must be positive");
   impl_->predictor = std::move(predictor);
   impl_->opt = std::move(options);
@@ -396,38 +309,70 @@ std::string Server::url() const {
   return "http://" + (v6 ? "[" + h + "]" : h) + ":" + std::to_string(impl_->bound_port) + "/";
 }
 
-#ifdef ADCORRE_HAVE_HTTPLIB
-
 void Server::start() {
   std::lock_guard<std::mutex> lock(impl_->lifecycle);
   check(!impl_->started_once, "serve: a Server can be started once");
   impl_->started_once = true;
-  impl_->install_routes();
   auto& o = impl_->opt;
-  const int port = o.port == 0 ? impl_->http.bind_to_any_port(o.host) : (impl_->http.bind_to_port(o.host, o.port) ? o.port : -1);
-  if (port <= 0)
-    throw Error("serve: cannot listen on " + o.host + ":" + std::to_string(o.port) +
-                " (address in use, not a local address, or not permitted)");
-  impl_->bound_port = port;
-  impl_->listener = std::thread([this] { impl_->http.listen_after_bind(); });
-  // listen_after_bind flags itself running on its own thread; wait for that so
-  // that a stop() right after start() is never lost.
-  for (int i = 0; i < 5000 && !impl_->http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const std::string where = o.host + ":" + std::to_string(o.port);
+  try {
+    tcp::resolver resolver(impl_->io);
+    const auto endpoints = resolver.resolve(o.host, std::to_string(o.port), tcp::resolver::passive | tcp::resolver::numeric_service);
+    const tcp::endpoint ep = endpoints.begin()->endpoint();
+    impl_->acceptor.emplace(impl_->io);
+    impl_->acceptor->open(ep.protocol());
+    // SO_REUSEADDR only (restarts need not wait for TIME_WAIT); never
+    // SO_REUSEPORT, which would let a second server take half the requests.
+    impl_->acceptor->set_option(asio::socket_base::reuse_address(true));
+    impl_->acceptor->bind(ep);
+    // The kernel's largest backlog: a burst of clients queues instead of
+    // being refused (cpp-httplib listened with 5).
+    impl_->acceptor->listen(asio::socket_base::max_listen_connections);
+    impl_->bound_port = impl_->acceptor->local_endpoint().port();
+  } catch (const std::exception& e) {
+    impl_->acceptor.reset();
+    throw Error("serve: cannot listen on " + where + " (" + e.what() + "; address in use, not a local address, or not permitted)");
+  }
+  impl_->handler.emplace(impl_->predictor, o);
+  impl_->pool = std::make_unique<WorkerPool>(o.threads, static_cast<size_t>(o.max_queue));
+  impl_->accept();
+  impl_->running = true;
+  impl_->io_thread = std::thread([this] {
+    try {
+      impl_->io.run();
+    } catch (const std::exception& e) {
+      log::warn(std::string("serve: the I/O loop stopped: ") + e.what());
+    }
+  });
 }
 
 void Server::stop() {
   std::lock_guard<std::mutex> lock(impl_->lifecycle);
-  if (impl_->listener.joinable()) {
-    impl_->http.stop();
-    impl_->listener.join();
-  }
+  if (!impl_->io_thread.joinable()) return;
+  asio::post(impl_->io, [this] {
+    beast::error_code ignored;
+    impl_->acceptor->close(ignored);
+  });
+  impl_->pool->stop();  // the predictions already queued finish
+  impl_->io.stop();
+  impl_->io_thread.join();
+  impl_->running = false;
 }
 
-bool Server::running() const { return impl_->http.is_running(); }
+bool Server::running() const { return impl_->running.load(); }
 
 #else
 
-void Server::start() { throw Error("serve: this adcorre was built without cpp-httplib (install libcpp-httplib-dev and rebuild)"); }
+struct Server::Impl {
+  ServerOptions opt;
+  int bound_port = -1;
+};
+Server::Server(std::shared_ptr<infer::Predictor>, ServerOptions options) : impl_(std::make_unique<Impl>()) { impl_->opt = std::move(options); }
+Server::~Server() = default;
+const ServerOptions& Server::options() const { return impl_->opt; }
+int Server::port() const { return impl_->bound_port; }
+std::string Server::url() const { return ""; }
+void Server::start() { throw Error("serve: this adcorre was built without Boost.Beast (install libboost-dev and rebuild)"); }
 void Server::stop() {}
 bool Server::running() const { return false; }
 

@@ -1,8 +1,8 @@
 // Reading an image's width and height from its first bytes, before decoding.
 // The service uses it to refuse a picture whose pixels would not fit its
 // limits (a 100 KB PNG can claim 60000 x 60000 pixels) without ever
-// allocating them. Knows PNG, JPEG, GIF, BMP and WebP; other formats (TIFF,
-// PPM, ...) return nothing and are checked after decoding instead.
+// allocating them. Knows PNG, JPEG, GIF, BMP, WebP, TIFF (the first image)
+// and PNM (PBM/PGM/PPM), the formats `predict` reads; others return nothing.
 #pragma once
 #include <optional>
 #include <string>
@@ -10,7 +10,7 @@
 namespace adcorre::serve {
 
 struct ImageHeader {
-  std::string format;  // "png", "jpeg", "gif", "bmp", "webp"
+  std::string format;  // "png", "jpeg", "gif", "bmp", "webp", "tiff", "pgm", "ppm", "pbm"
   long long width = 0;
   long long height = 0;
 };

@@ -1,4 +1,4 @@
-// Server: adcorre's HTTP service (cpp-httplib, plain HTTP, one process).
+// Server: adcorre's HTTP service (Boost.Beast/Asio, plain HTTP, one process).
 //
 //   POST /v1/predict   an image as the raw body, or as the multipart form field
 //                      "image" (any file field is accepted when there is no
@@ -20,8 +20,16 @@
 // request bodies (refused so that a small gzip cannot inflate past max_body),
 // 500 when inference itself fails. Bad input never stops the server.
 //
-// Requires: a Predictor whose predict() is thread-safe (infer::Predictor is);
-// requests are served by `threads` workers and may run inference concurrently.
+// Design: one I/O thread handles every connection asynchronously, so an open
+// connection costs a socket and a buffer, not a thread; a connection that
+// idles past keep_alive_timeout_s between requests is closed, and one whose
+// request (headers and body, chunked or not) is not in within read_timeout_s
+// of its first byte gets 408. Only inference (POST /v1/predict) runs on the
+// `threads` workers, through a queue of at most max_queue requests (503 when
+// full); health, model, the page and every refusal are answered at once.
+// Requests on one connection are answered in order (pipelining works).
+//
+// Requires: a Predictor whose predict() is thread-safe (infer::Predictor is).
 // Ensures: start() returns once the socket is bound and accepting (port() is
 // then the real port, also for port 0); stop() (and the destructor) stops
 // accepting, finishes the requests in flight and joins every thread.
@@ -37,13 +45,15 @@ namespace adcorre::serve {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                          // 0: an ephemeral port, see Server::port()
-  int threads = 8;                          // HTTP worker threads (one per open connection)
+  int threads = 8;                          // inference worker threads
+  int max_queue = 256;                      // predictions waiting for a worker; more get 503
+  int max_connections = 1000;               // open connections; more are closed at once
   std::size_t max_body = 10u << 20;         // bytes; a larger request gets 413
   long long max_image_side = 8192;          // width or height in pixels; larger gets 413
   long long max_image_pixels = 40'000'000;  // width * height; larger gets 413
-  int read_timeout_s = 10;                  // a client that stalls longer is dropped
+  int read_timeout_s = 10;                  // a whole request must arrive within this (else 408)
   int write_timeout_s = 10;
-  int keep_alive_timeout_s = 5;
+  int keep_alive_timeout_s = 5;             // idle time allowed between requests
   std::string model_path;                   // shown by /v1/model
 };
 
@@ -56,7 +66,7 @@ class Server {
 
   // Binds host:port and serves on background threads. Throws adcorre::Error
   // when the address cannot be bound (naming it) or when adcorre was built
-  // without cpp-httplib.
+  // without Boost.Beast.
   void start();
   // Idempotent; safe to call from any thread except a request handler.
   void stop();
