@@ -24,6 +24,7 @@ PACKAGES=(
   libgloo-dev                        # c10d Gloo headers (distributed training)
   libdlib-dev libdlib-data           # HOG face detector, 68-point landmarks
   python3 python3-numpy python3-torch  # the Python side of the benchmarks
+  pybind11-dev python3-dev python3-pytest python3-opencv  # the Python module, its tests
   chromium                           # the real-browser test of the web page
 )
 
