@@ -26,7 +26,8 @@ PACKAGES=(
   libgloo-dev                        # c10d Gloo headers (distributed training)
   libdlib-dev libdlib-data           # HOG face detector, 68-point landmarks
   python3 python3-numpy python3-torch  # the Python side of the benchmarks
-  python3-opencv                     # docs/onnx.md: the exported ONNX file in cv2.dnn
+  pybind11-dev python3-dev python3-pytest  # the Python module, its tests
+  python3-opencv                     # docs/onnx.md: the exported ONNX file in cv2.dnn; the Python module's tests
   chromium                           # the real-browser test of the web page
 )
 

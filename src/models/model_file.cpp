@@ -1,5 +1,6 @@
 #include "adcorre/models/model_file.h"
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -195,13 +196,21 @@ std::string default_model_path() {
     candidates.push_back(exe.parent_path() / "../share/adcorre/models" / name);
     candidates.push_back(exe.parent_path() / "../models" / name);
   }
+  // Where libadcorre itself lies: an installed library used by a program
+  // elsewhere (python3, a consumer's binary) still finds <prefix>/share.
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<void*>(&default_model_path), &self) && self.dli_fname) {
+    const auto lib_dir = sfs::absolute(self.dli_fname, ec).parent_path();
+    for (auto up : {"..", "../.."})  // <prefix>/lib or <prefix>/lib/<multiarch>
+      candidates.push_back(lib_dir / up / "share/adcorre/models" / name);
+  }
 #ifdef ADCORRE_SOURCE_DIR
   candidates.push_back(sfs::path(ADCORRE_SOURCE_DIR) / "models" / name);
 #endif
   for (auto& c : candidates)
     if (sfs::exists(c)) return sfs::weakly_canonical(c).string();
   throw Error(std::string("no --model given and the default model ") + name +
-              " was not found (looked in <source>/models and next to the executable; set ADCORRE_MODEL)");
+              " was not found (looked in <prefix>/share/adcorre/models next to the executable and the library, and <source>/models; set ADCORRE_MODEL)");
 }
 
 InitReport init_from(FerModelImpl& net, const std::string& source_path) {

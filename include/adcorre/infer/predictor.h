@@ -12,17 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core/mat.hpp>
 
+#include "adcorre/infer/face.h"
 #include "adcorre/infer/face_detector.h"
 #include "adcorre/models/model_file.h"
 
 namespace adcorre::infer {
-
-struct Face {
-  cv::Rect box;
-  std::string label;
-  double score = 0;                  // probability of `label`
-  std::vector<double> probs;         // one per class, in class_names order, sums to 1
-};
 
 struct PredictOptions {
   DetectorOptions detector;

@@ -37,8 +37,10 @@ LoadedModel load_model(const std::string& path, const std::string& device = "cpu
 ModelConfig read_model_config(const std::string& path);
 
 // The model used when --model is omitted: $ADCORRE_MODEL, else
-// <source dir>/models/fer2013-compact.pt, else next to the executable's
-// ../share/adcorre/models. Throws adcorre::Error when none exists.
+// fer2013-compact.pt in the installed layout next to the executable
+// (<exe>/../share/adcorre/models, <exe>/../models) or next to libadcorre
+// (<libdir>/../share/adcorre/models), else <source dir>/models in a build tree.
+// Throws adcorre::Error when none exists.
 std::string default_model_path();
 
 // Copies parameters from `source` (another model file or a state saved with
