@@ -215,6 +215,15 @@ TEST(ImageHeader, RefusesTextTruncationAndUnknownFormats) {
   EXPECT_FALSE(serve::read_image_header("\xFF\xD8\xFF\xE0\x00"));  // JPEG cut inside its first segment
   EXPECT_FALSE(serve::read_image_header("P5\n# only a comment"));
   EXPECT_FALSE(serve::read_image_header(std::string("II*\0\xFF\xFF\xFF\x7F", 8)));  // IFD offset past the end
+  // A BMP with a negative width (what fuzz_image_header found: the product
+  // with the height was negative and passed the pixel caps).
+  EXPECT_FALSE(serve::read_image_header("BM" + std::string(24, '\xEC')));
+  // A top-down BMP (negative height) is real: its size is positive.
+  std::string top_down = "BM" + std::string(12, '\0') + std::string("\x28\0\0\0\x10\0\0\0\xF0\xFF\xFF\xFF", 12);
+  auto td = serve::read_image_header(top_down);
+  ASSERT_TRUE(td);
+  EXPECT_EQ(td->width, 16);
+  EXPECT_EQ(td->height, 16);
   cv::Mat img(8, 8, CV_8UC1, cv::Scalar(1));
   std::vector<uchar> buf;
   // Every prefix of a real JPEG is safe to read (no overrun), known or not.

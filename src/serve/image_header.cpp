@@ -48,8 +48,12 @@ std::optional<ImageHeader> bmp(const std::string& b) {
   if (b.size() < 26) return std::nullopt;
   const uint32_t header_size = le32(b, 14);
   if (header_size == 12) return ImageHeader{"bmp", le16(b, 18), le16(b, 20)};  // OS/2 BITMAPCOREHEADER
-  const auto height = static_cast<int32_t>(le32(b, 22));                   // negative: top-down rows
-  return ImageHeader{"bmp", static_cast<int32_t>(le32(b, 18)), std::llabs(static_cast<long long>(height))};
+  const auto width = static_cast<int32_t>(le32(b, 18));
+  const auto height = static_cast<int32_t>(le32(b, 22));  // negative: top-down rows
+  // A negative width is no BMP; it made width * height negative, which
+  // passed every "too many pixels" check (found by fuzz_image_header).
+  if (width < 0) return std::nullopt;
+  return ImageHeader{"bmp", width, std::llabs(static_cast<long long>(height))};
 }
 
 std::optional<ImageHeader> webp(const std::string& b) {

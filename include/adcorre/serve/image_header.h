@@ -16,7 +16,8 @@ struct ImageHeader {
 };
 
 // The format and size the bytes declare, or nullopt when the format is not one
-// of the above or the header is truncated. Never throws; never reads past
+// of the above or the header is truncated; width and height are never
+// negative. Never throws; never reads past
 // bytes.size().
 std::optional<ImageHeader> read_image_header(const std::string& bytes);
 
