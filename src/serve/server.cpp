@@ -127,12 +127,14 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   const ServerOptions& opt() const { return handler_.options(); }
 
-  // Cancels the socket's pending operation when `seconds` pass.
+  // Cancels the socket's pending operation when `seconds` pass. The
+  // generation guards against an expiry already queued when it was re-armed.
   void arm(int seconds) {
     timed_out_ = false;
+    const unsigned generation = ++generation_;
     timer_.expires_after(Seconds(std::max(1, seconds)));
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // re-armed or cancelled
+    timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+      if (ec || generation != self->generation_) return;  // re-armed or cancelled
       self->timed_out_ = true;
       beast::error_code ignored;
       self->socket_.cancel(ignored);
@@ -187,6 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_request() {
+    ++generation_;
     timer_.cancel();
     auto req = std::make_shared<HttpRequest>(wire::to_request(parser_->get(), true));
     const bool keep_alive = parser_->get().keep_alive();
@@ -223,6 +226,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool close_after = res.close;
     arm(opt().write_timeout_s);
     asio::async_write(socket_, asio::buffer(*out), [self = shared_from_this(), out, close_after](beast::error_code ec, size_t) {
+      ++self->generation_;
       self->timer_.cancel();
       if (ec) return self->close();
       if (close_after) return self->linger();
@@ -249,6 +253,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     beast::error_code ignored;
+    ++generation_;
     timer_.cancel();
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -259,6 +264,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<wire::Parser> parser_;
   bool timed_out_ = false;
+  unsigned generation_ = 0;
   Handler& handler_;
   WorkerPool& pool_;
   std::atomic<int>& count_;
