@@ -36,7 +36,7 @@ foreach(dep CPPHTTPLIB dlib)
 endforeach()
 configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/adcorreConfig.cmake.in
                               ${CMAKE_BINARY_DIR}/adcorreConfig.cmake
-                              INSTALL_DESTINATION ${ADCORRE_CMAKE_DIR})
+                              INSTALL_DESTINATION ${ADCORRE_CMAKE_DIR} PATH_VARS CMAKE_INSTALL_DATADIR)
 write_basic_package_version_file(${CMAKE_BINARY_DIR}/adcorreConfigVersion.cmake COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_BINARY_DIR}/adcorreConfig.cmake ${CMAKE_BINARY_DIR}/adcorreConfigVersion.cmake
         DESTINATION ${ADCORRE_CMAKE_DIR})
