@@ -28,6 +28,13 @@
 
 namespace adcorre::serve {
 
+// The Content-Length header as a number (0 when absent or not a number).
+// Parsed here: httplib's typed getter changed between 0.11 (Debian 12:
+// get_header_value<uint64_t>) and 0.18 (Debian 13: get_header_value_u64).
+static uint64_t content_length(const httplib::Request& req) {
+  return std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
+}
+
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -273,7 +280,7 @@ struct Server::Impl {
     // keep-alive connection stays in step; the error handler below then words
     // its 404 (or turns it into 405).
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      const bool has_body = req.get_header_value<uint64_t>("Content-Length") > 0 || req.has_header("Transfer-Encoding");
+      const bool has_body = content_length(req) > 0 || req.has_header("Transfer-Encoding");
       const Route* route = find_route(req.path);
       // A compressed body could inflate far past max_body while httplib decodes
       // it, so it is refused unread, and the connection is closed after the answer.
@@ -305,7 +312,7 @@ struct Server::Impl {
     });
     // curl and others ask before sending a large body: refuse it without reading it.
     http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (req.get_header_value<uint64_t>("Content-Length") > opt.max_body) {
+      if (content_length(req) > opt.max_body) {
         send_error(res, 413, "the request body (" + req.get_header_value("Content-Length") + " bytes) is larger than this service's limit of " +
                                  std::to_string(opt.max_body) + " bytes");
         res.set_header("Connection", "close");
