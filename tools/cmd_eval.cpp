@@ -5,6 +5,7 @@
 
 #include "adcorre/data/dataset.h"
 #include "adcorre/data/loader.h"
+#include "adcorre/data/packed.h"
 #include "adcorre/eval/evaluate.h"
 #include "adcorre/eval/eval_detect.h"
 #include "adcorre/eval/plots.h"
@@ -27,9 +28,12 @@ int run_eval(const EvalCli& o) {
   const auto& g = cli::globals();
   const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
   auto m = models::load_model(model_path, g.device);
-  auto ds = eval::match_classes(data::read_dataset(o.data, o.kind, o.split, o.options), m.config.class_names);
   data::ImageCache cache;
-  if (o.detect != "none") {
+  if (data::is_packed_path(o.data)) {  // adcorre pack's output: decoded already
+    check(o.detect == "none", "--detect needs images; " + o.data + " is packed data");
+    cache = data::fit_packed(data::read_packed(o.data), m.config, o.data);
+  } else if (auto ds = eval::match_classes(data::read_dataset(o.data, o.kind, o.split, o.options), m.config.class_names);
+             o.detect != "none") {
     cache = eval::cache_with_detection(ds, m.config, o.detect);
   } else {
     cache = data::build_cache(ds, m.config, {g.threads, o.strict, false});
@@ -50,7 +54,7 @@ int run_eval(const EvalCli& o) {
 adcorre::cli::Registrar register_eval({"eval", "evaluate a model on a labelled dataset", [](CLI::App& app) {
   auto o = std::make_shared<EvalCli>();
   app.add_option("--model", o->model, "model file (default: the shipped FER-2013 model)");
-  app.add_option("--data", o->data, "dataset path")->required();
+  app.add_option("--data", o->data, "dataset path, or packed data (.pack, from adcorre pack)")->required();
   app.add_option("--dataset", o->kind, "dataset kind (auto, folders, fer2013-csv, ferplus, rafdb, affectnet)")->capture_default_str();
   app.add_option("--split", o->split, "split where the format holds several (train, val, test)");
   app.add_option("--data-options", o->options, "reader options");

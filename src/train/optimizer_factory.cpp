@@ -1,5 +1,8 @@
 #include "adcorre/train/optimizer_factory.h"
 
+#include <sstream>
+#include <type_traits>
+
 #include <torch/torch.h>
 
 #include "adcorre/util/error.h"
@@ -37,7 +40,21 @@ void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
 }
 
 namespace {
-std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// The optimizer's state is keyed by the parameter's TensorImpl: its address as
+// text in LibTorch 1.x, the address itself in 2.x. The key type is taken
+// from the map, so one source serves both.
+using StateKey = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+template <typename Key>
+Key key_of(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;  // what c10::guts::to_string (1.x) wrote
+    os << p.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
+StateKey state_key(const torch::Tensor& p) { return key_of<StateKey>(p); }
 torch::Tensor read_or_undefined(torch::serialize::InputArchive& a, const std::string& key) {
   torch::Tensor t;
   if (!a.try_read(key, t)) return torch::Tensor();

@@ -11,6 +11,7 @@
 #include "adcorre/data/class_names.h"
 #include "adcorre/data/dataset.h"
 #include "adcorre/data/loader.h"
+#include "adcorre/data/packed.h"
 #include "adcorre/data/preprocess.h"
 #include "adcorre/eval/evaluate.h"
 #include "adcorre/eval/plots.h"
@@ -164,16 +165,29 @@ class Run {
                   " to continue it, or another --out");
 
     // Data: classes come from the training set; the validation set is matched by name.
-    auto train_ds = data::read_dataset(cfg_.train_data, cfg_.train_kind, cfg_.train_split, cfg_.data_options);
-    mcfg_ = model_config_for(cfg_, train_ds.classes);
-    log::info("training data " + cfg_.train_data + ": " + std::to_string(train_ds.samples.size()) + " images, " +
-              std::to_string(train_ds.classes.size()) + " classes");
-    refuse_classes_without_images(train_ds, cfg_.train_data);
-    train_ = data::build_cache(train_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
-    if (!cfg_.val_data.empty()) {
+    // A packed file (adcorre pack) is the decoded cache already: no image is decoded.
+    data::Dataset train_ds;  // stays empty for a packed file
+    if (data::is_packed_path(cfg_.train_data)) {
+      auto packed = data::read_packed(cfg_.train_data);
+      mcfg_ = model_config_for(cfg_, packed.classes);
+      train_ = data::fit_packed(packed, mcfg_, cfg_.train_data);
+      log::info("training data " + cfg_.train_data + " (packed): " + std::to_string(train_.size()) + " images, " +
+                std::to_string(train_.classes.size()) + " classes");
+    } else {
+      train_ds = data::read_dataset(cfg_.train_data, cfg_.train_kind, cfg_.train_split, cfg_.data_options);
+      mcfg_ = model_config_for(cfg_, train_ds.classes);
+      log::info("training data " + cfg_.train_data + ": " + std::to_string(train_ds.samples.size()) + " images, " +
+                std::to_string(train_ds.classes.size()) + " classes");
+      refuse_classes_without_images(train_ds, cfg_.train_data);
+      train_ = data::build_cache(train_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
+    }
+    if (data::is_packed_path(cfg_.val_data)) {
+      val_ = data::fit_packed(data::read_packed(cfg_.val_data), mcfg_, cfg_.val_data);
+      log::info("validation data " + cfg_.val_data + " (packed): " + std::to_string(val_.size()) + " images");
+    } else if (!cfg_.val_data.empty()) {
       auto val_ds = eval::match_classes(
           data::read_dataset(cfg_.val_data, cfg_.val_kind, cfg_.val_split, cfg_.data_options), mcfg_.class_names);
-      refuse_same_images(train_ds, val_ds);
+      if (!train_ds.samples.empty()) refuse_same_images(train_ds, val_ds);
       val_ = data::build_cache(val_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
       log::info("validation data " + cfg_.val_data + ": " + std::to_string(val_.size()) + " images");
     }

@@ -7,13 +7,10 @@
 // Bad files are skipped with a count and the first paths named (strict:
 // an adcorre::Error naming the file). An empty result is an error.
 #pragma once
-#include <cstdint>
 #include <string>
-#include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "adcorre/data/dataset.h"
+#include "adcorre/data/image_cache.h"
 #include "adcorre/models/model_config.h"
 
 namespace adcorre::data {
@@ -24,29 +21,7 @@ struct CacheOptions {
   bool quiet = false;
 };
 
-struct ImageCache {
-  at::Tensor pixels;     // uint8 [N, C, H, W]
-  at::Tensor labels;     // int64 [N]
-  at::Tensor soft;       // float [N, C] or undefined
-  std::vector<std::string> keys;   // sample keys, same order
-  std::vector<std::string> classes;
-  std::vector<std::string> skipped;  // "path: reason"
-  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
-};
-
 // Decodes every sample to the config's input size and channels.
 ImageCache build_cache(const Dataset& ds, const models::ModelConfig& cfg, const CacheOptions& opts = {});
-
-// Epoch order: a seeded permutation (or class-balanced sampling with
-// replacement), optionally the shard of one rank (disjoint, every rank the
-// same number of batches).
-struct EpochPlan {
-  uint64_t seed = 0;
-  int64_t epoch = 0;
-  bool shuffle = true;
-  bool balanced = false;
-  int rank = 0, world = 1;
-};
-std::vector<int64_t> epoch_indices(const ImageCache& cache, const EpochPlan& plan);
 
 }  // namespace adcorre::data
