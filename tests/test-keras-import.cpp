@@ -178,7 +178,9 @@ TEST_P(RealKerasFile, GraphModelRoundTripsThroughTheModelFile) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].key(), b[i].key());
   torch::NoGradGuard ng;
   auto x = torch::randn({3, 1, 64, 64});
-  EXPECT_LE((r.net->forward(x).logits - m.net->forward(x).logits).abs().max().item<double>(), 1e-5);
+  // Relative to the logits' size: the loaded copy is channels_last, another
+  // convolution order (the big Xception differs by 1.14e-5 absolute on LibTorch 2.6).
+  EXPECT_LE(test::rel_error(m.net->forward(x).logits, r.net->forward(x).logits), 1e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, RealKerasFile, ::testing::Values(kMini, kBig));

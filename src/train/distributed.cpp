@@ -211,6 +211,17 @@ bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
 
+// LibTorch 2.4+ defaults the TCP store to its libuv backend; Debian 13's
+// LibTorch 2.6 is built without libuv, so every rendezvous failed there. The
+// classic backend is what 1.13 uses and all versions have. Chosen by whether
+// the option exists, not by version number.
+template <typename Options>
+static auto use_classic_tcp_store(Options& o, int) -> decltype(o.useLibUV = false, void()) {
+  o.useLibUV = false;
+}
+template <typename Options>
+static void use_classic_tcp_store(Options&, long) {}
+
 c10::intrusive_ptr<c10d::Store> rendezvous(const DistributedEnv& env, std::chrono::milliseconds timeout) {
   // Under torchrun (static rendezvous) its agent already hosts the store on
   // MASTER_PORT: every rank is a client, under the prefix torch.distributed uses.
@@ -222,6 +233,7 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const DistributedEnv& env, std::chron
   so.numWorkers = static_cast<std::size_t>(env.world_size);
   so.waitWorkers = !use_agent_store;
   so.timeout = timeout;
+  use_classic_tcp_store(so, 0);
   try {
     c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
     if (use_agent_store) {
