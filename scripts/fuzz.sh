@@ -7,7 +7,8 @@
 #   SECONDS_PER_TARGET=60 scripts/fuzz.sh zip_integrity image_header
 #
 # Targets (fuzz/fuzz_<name>.cpp): zip_integrity (model files, checkpoints),
-# image_header (decode caps), fer2013_csv (CSV and label readers). Each is
+# image_header (decode caps), fer2013_csv (CSV and label readers), keras_hdf5
+# (the Keras .h5 reader; libhdf5 itself is not instrumented). Each is
 # built from only the sources it exercises, so all of it is instrumented.
 # Needs clang and libclang-rt (Debian: clang libclang-rt-14-dev).
 set -euo pipefail
@@ -46,6 +47,7 @@ PY
                    ;;
     image_header)  cp -n examples/*.jpg "$dir/" 2>/dev/null || true
                    printf '\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x00\x00\x00\x00' > "$dir/png-header" ;;
+    keras_hdf5)    cp -n ../shared/testdata/keras/*mini*.hdf5 "$dir/" 2>/dev/null || true ;;
     fer2013_csv)   python3 - "$dir" <<'PY'
 import sys, random
 random.seed(1)
@@ -58,11 +60,13 @@ PY
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(zip_integrity image_header fer2013_csv)
+[ ${#targets[@]} -gt 0 ] || targets=(zip_integrity image_header fer2013_csv keras_hdf5)
 for t in "${targets[@]}"; do
   case $t in
     zip_integrity) build "$t" src/util/zip_integrity.cpp -lz ;;
     image_header)  build "$t" src/serve/image_header.cpp ;;
+    keras_hdf5)    build "$t" src/keras/keras_file.cpp src/keras/hdf5.cpp -DADCORRE_HAVE_HDF5=1 \
+                         $(pkg-config --cflags --libs hdf5) ;;
     fer2013_csv)   build "$t" src/data/fer2013_csv.cpp src/data/csv.cpp src/data/class_names.cpp src/data/dataset.cpp \
                          src/util/fs.cpp src/util/log.cpp "$OPENCV" ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
@@ -74,7 +78,7 @@ for t in "${targets[@]}"; do
   log="$OUT/$t.log"
   echo "fuzzing $t for $SECS s (log: $log)" >&2
   set +e
-  "$OUT/bin/fuzz_$t" -max_total_time="$SECS" -max_len=$([ "$t" = zip_integrity ] && echo 65536 || echo 16384) \
+  "$OUT/bin/fuzz_$t" -max_total_time="$SECS" -max_len=$(case $t in zip_integrity) echo 65536;; keras_hdf5) echo 1048576;; *) echo 16384;; esac) \
       -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$OUT/$t-" "$corpus" > "$log" 2>&1
   rc=$?
   set -e

@@ -8,6 +8,7 @@
 #include "adcorre/data/class_names.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
+#include "adcorre/util/torch_archive.h"
 #include "adcorre/util/log.h"
 
 namespace adcorre::data {
@@ -32,24 +33,12 @@ void write_packed(const std::string& path, const ImageCache& cache, const std::s
   a.write("pixels", cache.pixels.contiguous());
   a.write("labels", cache.labels.to(torch::kLong).contiguous());
   if (cache.soft.defined()) a.write("soft", cache.soft.to(torch::kFloat).contiguous());
-  const std::string tmp = fs::temp_path_for(path);
-  try {
-    a.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::filesystem::remove(tmp);
-    throw Error("cannot write packed data " + path + ": " + e.what_without_backtrace());
-  }
-  fs::commit_temp(tmp, path);
+  fs::save_archive_atomic(a, path, "packed data");
 }
 
 ImageCache read_packed(const std::string& path) {
-  check(std::filesystem::is_regular_file(path), "packed data " + path + " does not exist");
   torch::serialize::InputArchive a;
-  try {
-    a.load_from(path);
-  } catch (const c10::Error& e) {
-    throw Error("packed data " + path + " is not a readable archive: " + e.what_without_backtrace());
-  }
+  fs::load_archive_verified(a, path, "packed data");  // CRC-32s first: a damaged file must not crash the unpickler
   c10::IValue v;
   if (!a.try_read("meta_json", v) || !v.isString()) throw Error("packed data " + path + " has no meta_json (not written by adcorre pack?)");
   nlohmann::json meta;
