@@ -10,6 +10,7 @@
 #include <map>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "adcorre/models/fer_model.h"
 #include "adcorre/models/layers.h"
@@ -82,7 +83,12 @@ class Emitter {
     if (tf_same) {
       std::tie(before, after) = models::tf_same_padding(x.size, k, s);
     } else {
+      // The padding is a c10::variant in LibTorch 1.x and a std::variant in 2.x.
+#if TORCH_VERSION_MAJOR >= 2
+      const auto* p = std::get_if<torch::ExpandingArray<2>>(&o.padding());
+#else
       const auto* p = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+#endif
       check(p && (**p)[0] == (**p)[1], "ONNX export: " + prefix_ + conv_name + " has a padding mode the exporter does not know");
       before = after = (**p)[0];
     }
