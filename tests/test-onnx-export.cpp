@@ -185,8 +185,8 @@ TEST(OnnxExport, CliExportsARunFolder) {
   const auto val = fsys::path(images[0]).parent_path().parent_path().string();
   test::TempDir tmp;
   std::string out;
-  ASSERT_EQ(test::run_command(test::adcorre_binary() + " --quiet train --preset fer-tiny --train " + val + " --val " +
-                                  val + " --epochs 1 --max-steps-per-epoch 2 --batch-size 8 --out " + tmp / "run",
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " --quiet train --preset fer-tiny --train " + val +
+                                  " --epochs 1 --max-steps-per-epoch 2 --batch-size 8 --out " + tmp / "run",
                               &out, true),
             0)
       << out;

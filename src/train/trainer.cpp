@@ -292,10 +292,10 @@ class Run {
     if (sfs::weakly_canonical(train.root, ec1) != sfs::weakly_canonical(val.root, ec2)) return;
     for (size_t i = 0; i < train.samples.size(); ++i)
       if (train.samples[i].key != val.samples[i].key) return;
-    throw Error("the validation data " + val.root + " holds exactly the training images (split '" + train.split +
-                "' and '" + val.split + "' are the same" +
-                (train.kind == "fer2013-csv" ? ": a FER-2013 CSV without a Usage column cannot be split" : "") +
-                "); give a separate --val");
+    throw Error("the validation data " + val.root + " holds exactly the " + std::to_string(train.samples.size()) +
+                " training images" +
+                (train.kind == "fer2013-csv" ? " (a FER-2013 CSV without a Usage column cannot be split)" : "") +
+                ", so validation would report training accuracy; give a separate --val, or none");
   }
 
   std::string checkpoint_path() const { return (sfs::path(run_dir_) / "checkpoint.pt").string(); }
