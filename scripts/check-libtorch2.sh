@@ -93,7 +93,10 @@ bind /sys "$ROOT/sys"
 # tree while it is being edited; rsync keeps unchanged files' times, so a
 # rerun rebuilds only what changed.
 mkdir -p "$ROOT/src/adcorre"
-rsync -a --delete --exclude=/.git --exclude='/build*/' "$SRC/" "$ROOT/src/adcorre/"
+# --checksum without --times: a file whose content changed gets the time of
+# the copy, newer than its object, so ninja rebuilds it (with -a a file edited
+# before the previous run's build kept its older time and was not rebuilt).
+rsync -rlp --checksum --delete --exclude=/.git --exclude='/build*/' --exclude=/fuzz-results/ "$SRC/" "$ROOT/src/adcorre/"
 if [ -d "$SRC/../shared" ]; then bind "$(realpath "$SRC/../shared")" "$ROOT/src/shared" ro
 else echo "check-libtorch2: no ../shared next to the tree: tests that need data will skip" >&2; fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
