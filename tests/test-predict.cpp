@@ -415,6 +415,20 @@ TEST_F(PredictTest, CliOptionsOutOfRangeAreOptionErrors) {
   EXPECT_NE(out.find("more than the"), std::string::npos) << out;
 }
 
+// info's architecture overrides are checked like every other option: a
+// negative or zero size used to be ignored without a word.
+TEST(InfoOptions, OutOfRangeOverridesAreOptionErrors) {
+  std::string out;
+  for (const char* bad : {"--k -3", "--k 0", "--d -1", "--width -0.5", "--width 0", "--input-size -48",
+                          "--channels 2", "--middle-blocks -1"}) {
+    EXPECT_NE(test::run_command(test::adcorre_binary() + " info --arch fer-compact " + bad, &out, true), 0) << bad;
+    const std::string name = std::string(bad).substr(0, std::string(bad).find(' '));
+    EXPECT_NE(out.find(name + ":"), std::string::npos) << bad << ": " << out;
+  }
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " info --arch fer-compact --k 3 --d 16 --width 0.25", &out, true), 0)
+      << out;
+}
+
 // One face is classified on one thread (two threads made predict 4.5x
 // slower); big batches and other threads keep every thread.
 TEST(PredictThreads, SmallBatchesRunOnOneThreadOfTheCallerOnly) {

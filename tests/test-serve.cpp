@@ -699,6 +699,61 @@ TEST_F(Serve, LoadRunCountsEveryRequest) {
   EXPECT_NE(r.first_error.find("HTTP 400"), std::string::npos);
 }
 
+// Memory is bounded over all connections, not per connection: uploads that
+// would pass max_body_memory get 503 as soon as their header is in, and the
+// budget comes back when an upload ends (here: its client goes away).
+TEST(ServeServer, BodiesHeldAtOnceAreBoundedByMaxBodyMemory) {
+  serve::ServerOptions o;
+  o.max_body = 1u << 20;
+  o.max_body_memory = 2u << 20;  // two full uploads
+  o.read_timeout_s = 20;         // the stalled uploads must outlive the test's steps
+  test::ServeFixture fx(o);
+  const int port = fx.server->port();
+  const std::string head = "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n";
+  auto a = std::make_unique<RawConnection>(port, 10);
+  RawConnection b(port, 10);
+  ASSERT_GE(a->fd, 0);
+  ASSERT_GE(b.fd, 0);
+  for (RawConnection* c : {a.get(), &b}) c->send_all(head + "Content-Length: 1048576\r\n\r\n" + std::string(1000, 'x'));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The budget is taken: a small upload and a chunked one are refused at once.
+  RawConnection small(port, 5);
+  small.send_all(head + "Content-Length: 1000\r\n\r\n");
+  const std::string refused = small.next_response();
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused.substr(0, 300);
+  EXPECT_NE(refused.find("2097152 bytes of uploads"), std::string::npos) << refused;
+  RawConnection chunked(port, 5);
+  chunked.send_all(head + "Transfer-Encoding: chunked\r\n\r\n");
+  EXPECT_EQ(chunked.next_response().rfind("HTTP/1.1 503", 0), 0u);
+  // Requests without a body are not held back.
+  EXPECT_EQ(raw_exchange(port, "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5).rfind("HTTP/1.1 200", 0), 0u);
+  // One stalled client leaves: its share returns and a real photo is served.
+  a.reset();
+  std::string photo_path = test::sample_photo(fx.dir);
+  if (photo_path.empty()) GTEST_SKIP() << "no sample photo";
+  const std::string photo = fs::read_file(photo_path);
+  std::string answer;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    RawConnection c(port, 30);
+    c.send_all("POST /v1/predict?detector=none HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+               std::to_string(photo.size()) + "\r\n\r\n" + photo);
+    answer = c.next_response();
+    if (answer.rfind("HTTP/1.1 503", 0) != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 300);
+  // A budget smaller than one body is an option error naming both.
+  serve::ServerOptions bad;
+  bad.max_body = 1u << 20;
+  bad.max_body_memory = 1000;
+  try {
+    serve::Server s(fx.predictor, bad);
+    FAIL() << "accepted --max-body-memory below --max-body";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--max-body-memory"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ServeServer, StopRightAfterStartAndBindErrors) {
   test::ServeFixture fx;
   const int port = fx.server->port();

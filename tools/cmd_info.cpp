@@ -75,12 +75,14 @@ adcorre::cli::Registrar register_info({"info", "versions, capabilities, and mode
                                auto o = std::make_shared<InfoOptions>();
                                app.add_option("--arch", o->arch, "print the summary of a preset (xception, fer-compact, fer-tiny)");
                                app.add_option("--model", o->model, "print the config and counts of a model file");
-                               app.add_option("--k", o->k, "override k (with --arch)");
-                               app.add_option("--d", o->d, "override d (with --arch)");
-                               app.add_option("--width", o->width, "override the width multiplier (with --arch)");
-                               app.add_option("--input-size", o->input_size, "override the input size (with --arch)");
-                               app.add_option("--channels", o->channels, "override the input channels 1|3 (with --arch)");
-                               app.add_option("--middle-blocks", o->middle, "override the middle blocks (with --arch)");
+                               app.add_option("--k", o->k, "override k (with --arch)")->check(adcorre::cli::at_least(1));
+                               app.add_option("--d", o->d, "override d (with --arch)")->check(adcorre::cli::at_least(1));
+                               app.add_option("--width", o->width, "override the width multiplier (with --arch)")
+                                   ->check(adcorre::cli::at_least(0.05));
+                               app.add_option("--input-size", o->input_size, "override the input size (with --arch)")->check(adcorre::cli::at_least(1));
+                               app.add_option("--channels", o->channels, "override the input channels 1|3 (with --arch)")
+                                   ->check(CLI::IsMember({1, 3}));
+                               app.add_option("--middle-blocks", o->middle, "override the middle blocks (with --arch)")->check(adcorre::cli::at_least(0));
                                return [o] { return run_info(*o); };
                              }});
 

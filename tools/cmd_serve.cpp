@@ -89,6 +89,9 @@ adcorre::cli::Registrar register_serve({"serve", "the HTTP service: POST /v1/pre
                                app.add_option("--threads", s.threads, "inference worker threads (LibTorch's own come from the global --threads before 'serve')")
                                    ->capture_default_str();
                                app.add_option("--max-body", s.max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
+                               app.add_option("--max-body-memory", s.max_body_memory,
+                                              "bytes of request bodies held at once over all connections (more: 503)")
+                                   ->capture_default_str();
                                app.add_option("--max-image-side", s.max_image_side, "largest image width or height in pixels")->capture_default_str();
                                app.add_option("--max-image-pixels", s.max_image_pixels, "largest image width * height")->capture_default_str();
                                app.add_option("--max-queue", s.max_queue, "predictions waiting for a worker (more: 503)")->capture_default_str();

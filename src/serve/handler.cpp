@@ -248,6 +248,7 @@ HttpResponse Handler::route(const HttpRequest& req) {
                                {"default_detector", predictor_->options().detector.kind},
                                {"limits",
                                 {{"max_body", opt_.max_body},
+                                 {"max_body_memory", opt_.max_body_memory},
                                  {"max_image_side", opt_.max_image_side},
                                  {"max_image_pixels", opt_.max_image_pixels}}}});
   }

@@ -88,6 +88,28 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
+// The bytes of request bodies held over all connections. A request reserves
+// its announced size (max_body for chunked) before its body is read and keeps
+// the reservation until its answer is made; past the limit it gets 503.
+class BodyBudget {
+ public:
+  explicit BodyBudget(size_t limit) : limit_(limit) {}
+  // A reservation of n bytes (released when the last copy is dropped), or
+  // null when n more bytes would pass the limit.
+  std::shared_ptr<void> reserve(size_t n) {
+    size_t used = used_.load();
+    do {
+      if (n > limit_ - std::min(limit_, used)) return nullptr;
+    } while (!used_.compare_exchange_weak(used, used + n));
+    return std::shared_ptr<void>(this, [this, n](void*) { used_ -= n; });  // non-null: a held reservation
+  }
+  size_t limit() const { return limit_; }
+
+ private:
+  const size_t limit_;
+  std::atomic<size_t> used_{0};
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -102,6 +124,7 @@ struct Server::Impl {
   asio::io_context io{1};
   std::optional<Handler> handler;
   std::unique_ptr<WorkerPool> pool;
+  std::unique_ptr<BodyBudget> bodies;
   std::optional<tcp::acceptor> acceptor;
   std::thread io_thread;
 
@@ -117,8 +140,9 @@ using Seconds = std::chrono::seconds;
 // on the one I/O thread; inference answers are posted back to it.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Handler& handler, WorkerPool& pool, std::atomic<int>& count)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler), pool_(pool), count_(count) {
+  Session(tcp::socket socket, Handler& handler, WorkerPool& pool, BodyBudget& bodies, std::atomic<int>& count)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler), pool_(pool), bodies_(bodies),
+        count_(count) {
     ++count_;
   }
   ~Session() { --count_; }
@@ -142,6 +166,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void wait_for_request(int idle_seconds) {
+    reservation_.reset();
     parser_.emplace();
     wire::configure(*parser_, opt());
     if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
@@ -165,6 +190,12 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpRequest head = wire::to_request(parser_->get(), false);
     HttpResponse refused = handler_.check_head(head);
     if (refused.status) return respond(std::move(refused), false);
+    const auto announced = parser_->content_length();
+    const size_t need = announced ? static_cast<size_t>(*announced) : (parser_->chunked() ? opt().max_body : 0);
+    if (need > 0 && !(reservation_ = bodies_.reserve(need)))
+      return respond(handler_.error(503, "the service holds its limit of " + std::to_string(bodies_.limit()) +
+                                             " bytes of uploads; try again shortly", true),
+                     false);
     // A chunked body has no announced size, and a string grown by doubling
     // would reach twice max_body; the reservation costs only address space
     // (pages become resident as bytes arrive).
@@ -194,14 +225,15 @@ class Session : public std::enable_shared_from_this<Session> {
     auto req = std::make_shared<HttpRequest>(wire::to_request(parser_->get(), true));
     const bool keep_alive = parser_->get().keep_alive();
     const bool head_only = req->method == "HEAD";
-    parser_.reset();  // frees the body
+    parser_.reset();  // frees the body (req holds its copy, under the same reservation)
+    auto reservation = std::move(reservation_);
     if (!handler_.needs_worker(*req)) {
       HttpResponse res = handler_.handle(*req);
       if (!keep_alive) res.close = true;
       return respond(std::move(res), head_only);
     }
     auto self = shared_from_this();
-    const bool queued = pool_.submit([self, req, keep_alive] {
+    const bool queued = pool_.submit([self, req, keep_alive, reservation] {
       HttpResponse res = self->handler_.handle(*req);
       if (!keep_alive) res.close = true;
       asio::post(self->socket_.get_executor(), [self, res = std::move(res)]() mutable { self->respond(std::move(res), false); });
@@ -213,6 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void fail(const beast::error_code& ec) {
     const bool got_some = parser_ && parser_->got_some();
     parser_.reset();  // frees a refused body before the answer and the lingering close
+    reservation_.reset();
     if (timed_out_) return got_some ? respond(wire::timeout(handler_), false) : close();
     // The client went away (or the server stops): nobody to answer.
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::operation_aborted ||
@@ -267,6 +300,8 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned generation_ = 0;
   Handler& handler_;
   WorkerPool& pool_;
+  BodyBudget& bodies_;
+  std::shared_ptr<void> reservation_;  // this request's share of max_body_memory
   std::atomic<int>& count_;
 };
 
@@ -282,7 +317,7 @@ void Server::Impl::accept() {
       } else {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(socket), *handler, *pool, connections)->start();
+        std::make_shared<Session>(std::move(socket), *handler, *pool, *bodies, connections)->start();
       }
     } else {
       log::warn("serve: accept failed: " + ec.message());
@@ -298,6 +333,9 @@ Server::Server(std::shared_ptr<infer::Predictor> predictor, ServerOptions option
   check(options.max_queue >= 1, "serve: --max-queue must be at least 1");
   check(options.max_connections >= 1, "serve: --max-connections must be at least 1");
   check(options.max_body >= 1, "serve: --max-body must be at least 1 byte");
+  check(options.max_body_memory >= options.max_body,
+        "serve: --max-body-memory (" + std::to_string(options.max_body_memory) + ") must be at least --max-body (" +
+            std::to_string(options.max_body) + ")");
   check(options.read_timeout_s >= 1 && options.write_timeout_s >= 1 && options.keep_alive_timeout_s >= 1,
         "serve: --read-timeout and --write-timeout must be at least 1 s");
   check(options.max_image_side >= 1 && options.max_image_pixels >= 1, "serve: image limits must be positive");
@@ -341,6 +379,7 @@ void Server::start() {
   }
   impl_->handler.emplace(impl_->predictor, o);
   impl_->pool = std::make_unique<WorkerPool>(o.threads, static_cast<size_t>(o.max_queue));
+  impl_->bodies = std::make_unique<BodyBudget>(o.max_body_memory);
   impl_->accept();
   impl_->running = true;
   impl_->io_thread = std::thread([this] {

@@ -26,7 +26,8 @@
 // request (headers and body, chunked or not) is not in within read_timeout_s
 // of its first byte gets 408. Only inference (POST /v1/predict) runs on the
 // `threads` workers, through a queue of at most max_queue requests (503 when
-// full); health, model, the page and every refusal are answered at once.
+// full); health, model, the page and every refusal are answered at once. The
+// bodies held at once are bounded by max_body_memory (503 past it).
 // Requests on one connection are answered in order (pipelining works).
 //
 // Requires: a Predictor whose predict() is thread-safe (infer::Predictor is).
@@ -49,6 +50,11 @@ struct ServerOptions {
   int max_queue = 256;                      // predictions waiting for a worker; more get 503
   int max_connections = 1000;               // open connections; more are closed at once
   std::size_t max_body = 10u << 20;         // bytes; a larger request gets 413
+  // Bytes of request bodies the service holds at once, over every connection
+  // (being received, queued or in inference): a request whose body would go
+  // past it gets 503 at once, so memory stays bounded by this, not by
+  // max_connections x max_body. A chunked body counts as max_body.
+  std::size_t max_body_memory = 512u << 20;
   long long max_image_side = 8192;          // width or height in pixels; larger gets 413
   long long max_image_pixels = 40'000'000;  // width * height; larger gets 413
   int read_timeout_s = 10;                  // a whole request must arrive within this (else 408)
