@@ -481,6 +481,32 @@ TEST(KerasImport, BadFilesGiveClearErrors) {
   EXPECT_NE(error_of([&] { models::init_from(*net, tmp / "cut.h5"); }).find("truncated"), std::string::npos);
 }
 
+// A file on which libhdf5 itself segfaults (found by fuzz_keras_hdf5: four
+// bytes of the shared mini Xception changed, a corrupt global heap behind a
+// string attribute) is an error naming the file, not a dead process.
+TEST(KerasImport, FileThatCrashesLibhdf5IsRefusedWithAnError) {
+  if (keras_dir().empty()) GTEST_SKIP() << "../shared not found";
+  test::TempDir tmp;
+  std::ifstream in(keras_dir() + "/" + kMini + ".hdf5", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 2201u);
+  bytes.replace(2197, 4, "\xfe\xff\xff\xff");
+  const std::string bad = tmp / "heap.h5";
+  std::ofstream(bad, std::ios::binary) << bytes;
+  const std::string e = error_of([&] { keras::import_keras(bad); });
+  EXPECT_NE(e.find("heap.h5"), std::string::npos) << e;
+  EXPECT_NE(e.find("libhdf5 crashed"), std::string::npos) << e;
+  // The command: exit 1 with the message, no model file written.
+  std::string out;
+  EXPECT_EQ(test::run_command(test::adcorre_binary() + " import-keras '" + bad + "' --out '" + (tmp / "m.pt") + "'", &out, true),
+            1)
+      << out;
+  EXPECT_NE(out.find("libhdf5 crashed"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "m.pt"));
+  // A sound file still imports through the same check.
+  EXPECT_NO_THROW(keras::read_keras_file(keras_dir() + "/" + kMini + ".hdf5"));
+}
+
 TEST(KerasImport, UnsupportedLayersAreNamed) {
   test::TempDir tmp;
   auto in = layer("InputLayer", "input_1", {{"batch_input_shape", {nullptr, 8, 8, 1}}}, {});

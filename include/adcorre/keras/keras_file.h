@@ -50,7 +50,16 @@ struct KerasFile {
   const KerasWeight& get(const std::string& layer, const std::string& kind) const;
 };
 
+// The file is read first in a child process, so that a file on which
+// libhdf5 itself crashes gets an adcorre::Error instead of killing the caller
+// (ADCORRE_HDF5_IN_PROCESS=1 skips that check).
 KerasFile read_keras_file(const std::string& path);
+
+namespace detail {
+// The same read, in this process only (what the child process runs; for
+// looking at libhdf5's own crashes).
+KerasFile read_keras_file_in_process(const std::string& path);
+}  // namespace detail
 
 // "kernel" from "block1_conv1_1/kernel:0".
 std::string weight_kind(const std::string& weight_name);
