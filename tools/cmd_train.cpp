@@ -10,6 +10,7 @@
 #include "cli.h"
 
 namespace {
+namespace cli = adcorre::cli;  // the option checks; unqualified, it depended on the unity batch
 
 struct TrainCli {
   adcorre::train::TrainConfig c;
