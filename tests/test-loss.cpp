@@ -37,10 +37,12 @@ struct Case {
 Case make_case(const json& c, torch::ScalarType t) {
   const int64_t B = c["B"], k = c["k"], d = c["d"], C = c["C"];
   Case r;
-  r.emb = vec(c["embeddings"], t).view({k, B, d});
-  r.logits = vec(c["logits"], t).view({B, C});
-  r.labels = torch::tensor(c["labels"].get<std::vector<int64_t>>(), torch::kLong);
-  r.conf = vec(c["confusion"], torch::kDouble).view({C, C});
+  // On the test device (ADCORRE_TEST_DEVICE): the golden values hold there too.
+  const torch::Device dev(test::test_device());
+  r.emb = vec(c["embeddings"], t).view({k, B, d}).to(dev);
+  r.logits = vec(c["logits"], t).view({B, C}).to(dev);
+  r.labels = torch::tensor(c["labels"].get<std::vector<int64_t>>(), torch::kLong).to(dev);
+  r.conf = vec(c["confusion"], torch::kDouble).view({C, C}).to(dev);
   r.opts.num_classes = static_cast<int>(C);
   r.opts.adaptive = c["adaptive"];
   r.opts.lambda_ce = c["weights"]["ce"];

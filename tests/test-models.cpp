@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "adcorre/loss/adcorre_loss.h"
 #include "adcorre/models/ensemble_model.h"
 #include "adcorre/models/fer_model.h"
 #include "adcorre/models/layers.h"
@@ -326,4 +327,55 @@ TEST(Models, EnsembleCommandWritesAFileEvalCanUse) {
   // One model is not an ensemble.
   EXPECT_EQ(test::run_command(bin + " ensemble " + tmp / "a.pt" + " --out " + tmp / "a1.pt", &out, true), 1);
   EXPECT_NE(out.find("at least 2"), std::string::npos) << out;
+}
+
+// The presets on the test device (ADCORRE_TEST_DEVICE; the CPU by default):
+// the same logits as on the CPU, and a training step (Ad-Corre loss, backward,
+// Adam) whose gradients are all on the device and finite. A tensor made on the
+// CPU inside a model or the loss fails here on CUDA.
+TEST(Models, ForwardAndTrainingStepOnTheTestDevice) {
+  const torch::Device dev(test::test_device());
+  for (const char* name : {"fer-tiny", "fer-compact", "xception"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(4);
+    auto cfg = models::preset(name);
+    cfg.input_size = 48;  // small, so that the CPU form stays quick
+    cfg.middle_blocks = std::min(cfg.middle_blocks, 1);
+    auto cpu_net = models::create_model(cfg);
+    auto dev_net = models::create_model(cfg);
+    {
+      torch::NoGradGuard ng;
+      auto src = cpu_net->parameters(), dst = dev_net->parameters();
+      for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+    }
+    dev_net->to(dev);
+    cpu_net->eval();
+    dev_net->eval();
+    auto x = torch::randn({4, cfg.in_channels, 48, 48});
+    {
+      torch::NoGradGuard ng;
+      auto want = cpu_net->forward(x).logits;
+      auto got = dev_net->forward(x.to(dev)).logits;
+      ASSERT_EQ(got.device(), dev);
+      // cuDNN may use TF32 for convolutions: a relative tolerance, not bits.
+      EXPECT_LT(test::rel_error(got, want), 2e-3);
+    }
+    dev_net->train();
+    loss::AdCorreOptions lo;
+    lo.num_classes = cfg.num_classes();
+    loss::AdCorreLoss loss_fn(lo);
+    torch::optim::Adam opt(dev_net->parameters(), torch::optim::AdamOptions(1e-3));
+    auto y = torch::arange(4, torch::kLong).remainder(cfg.num_classes()).to(dev);
+    auto out = dev_net->forward(x.to(dev));
+    auto terms = loss_fn.forward(out.logits, out.embeddings, y);
+    ASSERT_EQ(terms.total.device(), dev);
+    opt.zero_grad();
+    terms.total.backward();
+    for (auto& p : dev_net->named_parameters()) {
+      if (!p.value().grad().defined()) continue;
+      ASSERT_EQ(p.value().grad().device(), dev) << p.key();
+      ASSERT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    }
+    opt.step();
+  }
 }

@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
 #include <random>
 
 #include <torch/torch.h>
@@ -12,8 +14,16 @@
 
 namespace adcorre::test {
 
+std::string test_device() {
+  const char* env = std::getenv("ADCORRE_TEST_DEVICE");
+  const std::string d = env && *env ? env : "cpu";
+  if (d.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
+    throw std::runtime_error("ADCORRE_TEST_DEVICE=" + d + " but this LibTorch sees no CUDA device");
+  return d;
+}
+
 double rel_error(const at::Tensor& a, const at::Tensor& b) {
-  auto ad = a.to(torch::kDouble), bd = b.to(torch::kDouble);
+  auto ad = a.to(torch::kCPU, torch::kDouble), bd = b.to(torch::kCPU, torch::kDouble);  // any devices
   double denom = bd.abs().max().item<double>();
   double num = (ad - bd).abs().max().item<double>();
   return denom > 0 ? num / denom : num;

@@ -22,6 +22,12 @@ struct TempDir {
 // ../shared next to the checkout, or "" (tests that need it skip).
 std::string shared_dir();
 
+// The device the device-aware tests (the loss's golden values, the models)
+// run on: $ADCORRE_TEST_DEVICE ("cpu" when unset; "cuda" in
+// scripts/gpu-check.sh). A CUDA device that is not there fails the test
+// rather than quietly testing the CPU.
+std::string test_device();
+
 // Path of the built adcorre binary.
 std::string adcorre_binary();
 

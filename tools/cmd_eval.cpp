@@ -3,12 +3,14 @@
 #include <fstream>
 #include <iostream>
 
-#include "adcorre/data/dataset.h"
-#include "adcorre/data/loader.h"
 #include "adcorre/data/packed.h"
 #include "adcorre/eval/evaluate.h"
+#ifdef ADCORRE_HAVE_OPENCV  // decoded datasets, detection and the heatmap; the minimal build evaluates packed data
+#include "adcorre/data/dataset.h"
+#include "adcorre/data/loader.h"
 #include "adcorre/eval/eval_detect.h"
 #include "adcorre/eval/plots.h"
+#endif
 #include "adcorre/eval/predictions_csv.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/util/error.h"
@@ -32,11 +34,17 @@ int run_eval(const EvalCli& o) {
   if (data::is_packed_path(o.data)) {  // adcorre pack's output: decoded already
     check(o.detect == "none", "--detect needs images; " + o.data + " is packed data");
     cache = data::fit_packed(data::read_packed(o.data), m.config, o.data);
-  } else if (auto ds = eval::match_classes(data::read_dataset(o.data, o.kind, o.split, o.options), m.config.class_names);
-             o.detect != "none") {
-    cache = eval::cache_with_detection(ds, m.config, o.detect);
   } else {
-    cache = data::build_cache(ds, m.config, {g.threads, o.strict, false});
+#ifndef ADCORRE_HAVE_OPENCV
+    throw Error("--data " + o.data + " is not packed data (a .pack file): this adcorre was built with ADCORRE_MINIMAL "
+                "(no OpenCV) and reads no images; write it with `adcorre pack` in a full build");
+#else
+    auto ds = eval::match_classes(data::read_dataset(o.data, o.kind, o.split, o.options), m.config.class_names);
+    if (o.detect != "none")
+      cache = eval::cache_with_detection(ds, m.config, o.detect);
+    else
+      cache = data::build_cache(ds, m.config, {g.threads, o.strict, false});
+#endif
   }
   auto r = eval::evaluate_cache(*m.net, m.config, cache, o.tta, g.device);
   auto j = r.to_json();
@@ -46,7 +54,13 @@ int run_eval(const EvalCli& o) {
   j["detect"] = o.detect;
   std::cout << "model " << model_path << "\ndata " << o.data << " (tta " << o.tta << ")\n" << r.metrics.table();
   if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  if (!o.confusion_png.empty()) eval::write_confusion_png(r.metrics, o.confusion_png);
+  if (!o.confusion_png.empty()) {
+#ifdef ADCORRE_HAVE_OPENCV
+    eval::write_confusion_png(r.metrics, o.confusion_png);
+#else
+    throw Error("--confusion-png: this build (ADCORRE_MINIMAL, no OpenCV) draws no pictures; the matrix is in --json");
+#endif
+  }
   if (!o.predictions.empty()) eval::write_predictions_csv(o.predictions, cache, r.probs, m.config.class_names);
   return 0;
 }

@@ -1,7 +1,9 @@
 // adcorre info: versions and capabilities; --arch / --model summaries.
 #include <iostream>
 
+#ifdef ADCORRE_HAVE_OPENCV
 #include <opencv2/core/version.hpp>
+#endif
 #include <torch/torch.h>
 
 #include "adcorre/models/fer_model.h"
@@ -43,7 +45,11 @@ int run_info(const InfoOptions& o) {
   }
   std::cout << "adcorre " << ADCORRE_VERSION << "\n"
             << "LibTorch " << runtime::torch_version() << "\n"
+#ifdef ADCORRE_HAVE_OPENCV
             << "OpenCV " << CV_VERSION << "\n"
+#else
+            << "OpenCV no (ADCORRE_MINIMAL: packed data only)\n"
+#endif
             << "threads " << runtime::threads() << "\n"
             << "CPU " << runtime::cpu_model() << "\n"
             << "BLAS " << runtime::blas_in_use() << "\n"

@@ -10,6 +10,7 @@
 #include "cli.h"
 
 namespace {
+namespace cli = adcorre::cli;  // the option checks; unqualified, it depended on the unity batch
 
 struct TrainCli {
   adcorre::train::TrainConfig c;
@@ -106,6 +107,8 @@ adcorre::cli::Registrar register_train({"train", "train a model (Ad-Corre or CE 
   app.add_option("--decay", c.decay, "inverse schedule: lr/(1+decay*step), Keras' decay")->capture_default_str();
   app.add_option("--ema", c.ema, "weight averaging decay (0: off), e.g. 0.999")->capture_default_str();
   app.add_option("--grad-clip", c.grad_clip, "max gradient norm (0: off)")->check(cli::at_least(0))->capture_default_str();
+  app.add_option("--amp", c.amp, "mixed precision of the forward pass: none | bf16 (CPU or CUDA) | fp16 (CUDA; with gradient scaling)")
+      ->capture_default_str();
   app.add_option("--epochs", c.epochs, "epochs")->check(cli::at_least(1))->capture_default_str();
   app.add_option("--batch-size", c.batch_size, "batch size (per process)")->check(cli::at_least(2))->capture_default_str();
   app.add_option("--augment", c.augment, "none | light | strong")->capture_default_str();

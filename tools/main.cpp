@@ -10,7 +10,9 @@
 
 #include <c10/util/Exception.h>
 
+#ifdef ADCORRE_HAVE_OPENCV
 #include "adcorre/data/preprocess.h"
+#endif
 #include "adcorre/util/error.h"
 #include "adcorre/util/log.h"
 #include "adcorre/util/runtime.h"
@@ -26,6 +28,26 @@ std::vector<Command>& registry() {
   return commands;
 }
 Registrar::Registrar(Command c) { registry().push_back(std::move(c)); }
+
+#ifdef ADCORRE_MINIMAL
+// The subcommands the dependency-light build leaves out (they decode, draw or
+// serve images) still exist, so that `adcorre predict ...` says why it
+// cannot run instead of "unknown subcommand".
+static const bool kMissingRegistered = [] {
+  for (const char* name : {"bench", "data-check", "embed", "pack", "plot", "predict", "serve", "serve-bench"})
+    registry().push_back({name, "(not in this build: ADCORRE_MINIMAL, without OpenCV)", [name](CLI::App& app) {
+                            app.allow_extras();
+                            return std::function<int()>([name] {
+                              throw Error(std::string("`adcorre ") + name +
+                                          "` is not in this build: it was built with ADCORRE_MINIMAL (LibTorch only, "
+                                          "no OpenCV/dlib/HDF5), which trains, evaluates, exports and inspects models "
+                                          "from packed data only; use a full build for it");
+                              return 1;
+                            });
+                          }});
+  return true;
+}();
+#endif
 
 }  // namespace adcorre::cli
 
@@ -50,7 +72,9 @@ int main(int argc, char** argv) {
   // OpenCV's own cap on decoded pixels (default 2^30) covers every format,
   // TIFF and PNM too; match adcorre's limit (data::kMaxImagePixels) unless
   // the user set it.
+#ifdef ADCORRE_HAVE_OPENCV
   setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(adcorre::data::kMaxImagePixels).c_str(), 0);
+#endif
   using namespace adcorre;
   auto& g = cli::g_globals;
   CLI::App app{"adcorre: facial expression recognition with the Ad-Corre loss (C++ / LibTorch)"};

@@ -3,7 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "adcorre/data/preprocess.h"
+#include "adcorre/data/normalize.h"
 #include "adcorre/loss/adcorre_loss.h"
 #include "adcorre/models/fer_model.h"
 #include "adcorre/models/layers.h"

@@ -109,14 +109,6 @@ at::Tensor pack_u8(const std::vector<cv::Mat>& images) {
   return out.permute({0, 3, 1, 2});  // NCHW view of NHWC storage (channels_last)
 }
 
-at::Tensor normalize(const at::Tensor& pixels, const models::ModelConfig& cfg) {
-  auto x = pixels.to(torch::kFloat).div(255.0);
-  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(x.device());
-  auto mean = torch::tensor(std::vector<float>(cfg.mean.begin(), cfg.mean.end()), opts).view({1, -1, 1, 1});
-  auto std = torch::tensor(std::vector<float>(cfg.std.begin(), cfg.std.end()), opts).view({1, -1, 1, 1});
-  return ((x - mean) / std).contiguous(torch::MemoryFormat::ChannelsLast);
-}
-
 at::Tensor images_to_input(const std::vector<cv::Mat>& images, const models::ModelConfig& cfg) {
   std::vector<cv::Mat> px;
   px.reserve(images.size());

@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "adcorre/data/class_names.h"
-#include "adcorre/data/preprocess.h"
+#include "adcorre/data/normalize.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/log.h"
 
@@ -48,6 +48,7 @@ at::Tensor predict_probs(models::FerModelImpl& net, const models::ModelConfig& c
   return out.empty() ? torch::zeros({0, cfg.num_classes()}) : torch::cat(out);
 }
 
+#ifdef ADCORRE_HAVE_OPENCV
 data::Dataset match_classes(const data::Dataset& ds, const std::vector<std::string>& model_classes) {
   auto m = data::map_classes(ds.classes, model_classes);
   std::vector<std::string> dropped;
@@ -62,6 +63,7 @@ data::Dataset match_classes(const data::Dataset& ds, const std::vector<std::stri
   if (out.samples.empty()) throw Error("no sample of " + ds.root + " belongs to a class the model knows");
   return out;
 }
+#endif
 
 nlohmann::json EvalResult::to_json() const {
   auto j = metrics.to_json();

@@ -122,7 +122,9 @@ std::string summary(const ModelConfig& cfg, FerModelImpl& model, int batch) {
   torch::NoGradGuard ng;
   bool was_training = model.is_training();
   model.eval();
-  auto out = model.forward(torch::zeros({batch, cfg.in_channels, cfg.input_size, cfg.input_size}));
+  auto params = model.parameters();  // the probe goes where the model is (a CUDA model's too)
+  auto opts = torch::TensorOptions().device(params.empty() ? torch::Device(torch::kCPU) : params[0].device());
+  auto out = model.forward(torch::zeros({batch, cfg.in_channels, cfg.input_size, cfg.input_size}, opts));
   model.train(was_training);
   ss << "logits " << out.logits.sizes();
   if (out.embeddings.defined()) ss << ", embeddings " << out.embeddings.sizes();

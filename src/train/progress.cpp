@@ -24,8 +24,13 @@ static std::string hms(double s) {
   return buf;
 }
 
+bool Progress::due(int64_t step) const {
+  if (!enabled_) return false;
+  return tty_ || (log_every_ > 0 && (step + 1) % log_every_ == 0) || step + 1 == steps_;
+}
+
 void Progress::update(int64_t step, int64_t images, const std::string& fields) {
-  if (!enabled_) return;
+  if (!due(step)) return;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double ips = secs > 0 ? images / secs : 0;
   const int64_t done = step + 1 - first_;
@@ -39,7 +44,7 @@ void Progress::update(int64_t step, int64_t images, const std::string& fields) {
     std::string bar = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
     std::fprintf(stderr, "\r%s %s %s\x1b[K", bar.c_str(), head, fields.c_str());
     std::fflush(stderr);
-  } else if ((step + 1) % log_every_ == 0 || step + 1 == steps_) {
+  } else {
     log::info(std::string(head) + " " + fields);
   }
 }

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "adcorre/train/amp.h"
 #include "adcorre/util/error.h"
 
 namespace adcorre::train {
@@ -12,7 +13,7 @@ namespace adcorre::train {
   X(lambda_md) X(lambda_ed) X(adaptive) X(window) X(label_smoothing) X(optimizer) X(lr) X(weight_decay) X(momentum) \
   X(schedule) X(warmup) X(step_epochs) X(step_gamma) X(decay) X(ema) X(grad_clip) X(epochs) X(batch_size)          \
   X(augment) X(balanced) X(class_weighted) X(seed) X(threads) X(device) X(out) X(checkpoint_every) X(log_every)     \
-  X(max_steps_per_epoch) X(command)
+  X(max_steps_per_epoch) X(command) X(amp)
 
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j;
@@ -77,6 +78,7 @@ void TrainConfig::validate() const {
   if (step_epochs < 0) bad("step_epochs", "must be >= 0");
   if (step_gamma <= 0) bad("step_gamma", "must be > 0");
   if (decay < 0) bad("decay", "must be >= 0");
+  parse_amp(amp);  // the device check (fp16 needs CUDA) is the trainer's: --device may come after the config file
 }
 
 }  // namespace adcorre::train

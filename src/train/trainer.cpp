@@ -9,14 +9,17 @@
 
 #include "adcorre/data/augment.h"
 #include "adcorre/data/class_names.h"
+#ifdef ADCORRE_HAVE_OPENCV  // decoded datasets and the run's pictures; the minimal build trains from packed data
 #include "adcorre/data/dataset.h"
 #include "adcorre/data/loader.h"
-#include "adcorre/data/packed.h"
-#include "adcorre/data/preprocess.h"
-#include "adcorre/eval/evaluate.h"
 #include "adcorre/eval/plots.h"
+#endif
+#include "adcorre/data/normalize.h"
+#include "adcorre/data/packed.h"
+#include "adcorre/eval/evaluate.h"
 #include "adcorre/loss/adcorre_loss.h"
 #include "adcorre/models/model_file.h"
+#include "adcorre/train/amp.h"
 #include "adcorre/train/data_parallel.h"
 #include "adcorre/train/lr_schedule.h"
 #include "adcorre/train/optimizer_factory.h"
@@ -158,6 +161,13 @@ class Run {
   void setup(bool resuming) {
     runtime::set_threads(cfg_.threads);
     device_ = runtime::resolve_device(cfg_.device);
+    cuda_ = torch::Device(device_).is_cuda();
+    amp_ = parse_amp(cfg_.amp);
+    check_amp_device(amp_, device_);
+    // fp16's range needs loss scaling; bf16 has float32's exponent and does not.
+    scaler_ = GradScaler(amp_ == AmpMode::fp16);
+    // Fixed input sizes: let cuDNN time its algorithms once per shape and keep the fastest.
+    if (cuda_) at::globalContext().setBenchmarkCuDNN(true);
     run_dir_ = cfg_.out;
     if (coll_->is_main()) sfs::create_directories(run_dir_);
     if (!resuming && sfs::exists(sfs::path(run_dir_) / "checkpoint.pt"))
@@ -166,7 +176,9 @@ class Run {
 
     // Data: classes come from the training set; the validation set is matched by name.
     // A packed file (adcorre pack) is the decoded cache already: no image is decoded.
+#ifdef ADCORRE_HAVE_OPENCV
     data::Dataset train_ds;  // stays empty for a packed file
+#endif
     if (data::is_packed_path(cfg_.train_data)) {
       auto packed = data::read_packed(cfg_.train_data);
       mcfg_ = model_config_for(cfg_, packed.classes);
@@ -174,26 +186,34 @@ class Run {
       log::info("training data " + cfg_.train_data + " (packed): " + std::to_string(train_.size()) + " images, " +
                 std::to_string(train_.classes.size()) + " classes");
     } else {
+#ifndef ADCORRE_HAVE_OPENCV
+      throw Error(not_packed_message("training data", cfg_.train_data));
+#else
       train_ds = data::read_dataset(cfg_.train_data, cfg_.train_kind, cfg_.train_split, cfg_.data_options);
       mcfg_ = model_config_for(cfg_, train_ds.classes);
       log::info("training data " + cfg_.train_data + ": " + std::to_string(train_ds.samples.size()) + " images, " +
                 std::to_string(train_ds.classes.size()) + " classes");
       refuse_classes_without_images(train_ds, cfg_.train_data);
       train_ = data::build_cache(train_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
+#endif
     }
     if (data::is_packed_path(cfg_.val_data)) {
       val_ = data::fit_packed(data::read_packed(cfg_.val_data), mcfg_, cfg_.val_data);
       log::info("validation data " + cfg_.val_data + " (packed): " + std::to_string(val_.size()) + " images");
     } else if (!cfg_.val_data.empty()) {
+#ifndef ADCORRE_HAVE_OPENCV
+      throw Error(not_packed_message("validation data", cfg_.val_data));
+#else
       auto val_ds = eval::match_classes(
           data::read_dataset(cfg_.val_data, cfg_.val_kind, cfg_.val_split, cfg_.data_options), mcfg_.class_names);
       if (!train_ds.samples.empty()) refuse_same_images(train_ds, val_ds);
       val_ = data::build_cache(val_ds, mcfg_, {cfg_.threads, false, !coll_->is_main()});
       log::info("validation data " + cfg_.val_data + ": " + std::to_string(val_.size()) + " images");
+#endif
     }
     if (cfg_.class_weighted) {
       auto counts = torch::bincount(train_.labels, {}, mcfg_.num_classes()).to(torch::kFloat).clamp_min(1);
-      class_weights_ = (counts.sum() / counts / mcfg_.num_classes());
+      class_weights_ = (counts.sum() / counts / mcfg_.num_classes()).to(torch::Device(device_));
     }
 
     // The run's seed decides the initial weights (rank 0's; the others get
@@ -270,10 +290,19 @@ class Run {
     }
     log::info("model " + mcfg_.preset + ": " + std::to_string(models::count_parameters(*net_)) + " parameters; " +
               std::to_string(steps_per_epoch_) + " steps of " + std::to_string(cfg_.batch_size) + " per epoch; loss " +
-              cfg_.loss + "; " + std::to_string(runtime::threads()) + " threads on " + device_);
+              cfg_.loss + "; " + std::to_string(runtime::threads()) + " threads on " + device_ +
+              (amp_ == AmpMode::none ? "" : "; mixed precision " + amp_name(amp_)));
   }
 
+#ifndef ADCORRE_HAVE_OPENCV
+  static std::string not_packed_message(const std::string& what, const std::string& path) {
+    return what + " " + path + " is not packed data (a .pack file): this adcorre was built with ADCORRE_MINIMAL "
+           "(no OpenCV) and reads no images; write it with `adcorre pack` in a full build";
+  }
+#endif
+
   // A class that no training image has would still be an output class.
+#ifdef ADCORRE_HAVE_OPENCV
   static void refuse_classes_without_images(const data::Dataset& ds, const std::string& where) {
     std::vector<int64_t> counts(ds.classes.size(), 0);
     for (auto& s : ds.samples)
@@ -297,6 +326,7 @@ class Run {
                 (train.kind == "fer2013-csv" ? " (a FER-2013 CSV without a Usage column cannot be split)" : "") +
                 ", so validation would report training accuracy; give a separate --val, or none");
   }
+#endif
 
   std::string checkpoint_path() const { return (sfs::path(run_dir_) / "checkpoint.pt").string(); }
 
@@ -330,6 +360,7 @@ class Run {
     a.write("elapsed_seconds", torch::tensor({run_seconds()}, torch::kDouble));
     a.write("rank_states", rank_states);
     a.write("epoch_sums", rank_sums);
+    if (scaler_.enabled()) a.write("grad_scaler", scaler_.state());
     fs::save_archive_atomic(a, checkpoint_path(), "checkpoint");
   }
 
@@ -380,6 +411,8 @@ class Run {
     at::Tensor elapsed;  // absent in checkpoints of adcorre before 2026-11-28: seconds restart at the resume
     if (a.try_read("elapsed_seconds", elapsed) && elapsed.numel() == 1) st_.seconds_before = elapsed.item<double>();
     restore_rank_state(a, *coll_, loss_->window(), gen_);  // this rank's RNGs and window
+    at::Tensor scaler_state;  // only fp16 runs have one
+    if (scaler_.enabled() && a.try_read("grad_scaler", scaler_state)) scaler_.load_state(scaler_state);
     at::Tensor rank_sums;  // absent in checkpoints of adcorre before 2026-11-28: the epoch's sums restart
     if (a.try_read("epoch_sums", rank_sums) && st_.step_in_epoch > 0) {
       check(rank_sums.dim() == 2 && rank_sums.size(0) == coll_->world_size() && rank_sums.size(1) == EpochSums::kFields,
@@ -463,20 +496,46 @@ class Run {
       double &sum_total = sums_.total, &sum_ce = sums_.ce, &sum_fd = sums_.fd, &sum_md = sums_.md, &sum_ed = sums_.ed;
       int64_t &correct = sums_.correct, &seen = sums_.seen, &n_steps = sums_.steps;
       const int64_t seen_before = seen;  // images of this epoch done before a resume (not in img/s)
+      // The running sums live on the device (total, ce, fd, md, ed, correct,
+      // float64): adding a step's values there needs no host sync. They are
+      // read back (a copy, so the additions are the same as on the host) at
+      // log lines, checkpoints and the epoch's end.
+      at::Tensor dev_sums = torch::tensor({sum_total, sum_ce, sum_fd, sum_md, sum_ed, static_cast<double>(correct)},
+                                          torch::kDouble).to(dev);
+      auto read_sums = [&] {
+        auto h = dev_sums.cpu();
+        const double* v = h.data_ptr<double>();
+        sum_total = v[0], sum_ce = v[1], sum_fd = v[2], sum_md = v[3], sum_ed = v[4];
+        correct = static_cast<int64_t>(v[5]);
+      };
+      auto diverged = [&](double tv, int64_t step) {
+        return Error("loss became " + std::to_string(tv) + " at epoch " + std::to_string(st_.epoch + 1) + " step " +
+                     std::to_string(step) + " (diverged: lower --lr?); the last good checkpoint " + checkpoint_path() +
+                     " is intact");
+      };
       for (int64_t s = st_.step_in_epoch; s < steps_per_epoch_; ++s) {
         auto idx = order_t.slice(0, s * cfg_.batch_size, (s + 1) * cfg_.batch_size);
-        auto x = data::normalize(train_.pixels.index_select(0, idx), mcfg_);
-        x = data::augment_batch(x, aug_, gen_).to(dev);
-        if (device_ == "cpu") x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-        auto y = train_.labels.index_select(0, idx).to(dev);
+        auto x = next_batch_to(train_.pixels.index_select(0, idx), dev);
+        x = data::augment_batch(data::normalize(x, mcfg_), aug_, gen_);
+        if (!cuda_) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        auto y = next_batch_to(train_.labels.index_select(0, idx), dev);
         at::Tensor soft;
-        if (cfg_.soft_labels && train_.soft.defined()) soft = train_.soft.index_select(0, idx).to(dev);
+        if (cfg_.soft_labels && train_.soft.defined()) soft = next_batch_to(train_.soft.index_select(0, idx), dev);
 
         set_learning_rate(*opt_, lr_at(cfg_, st_.global_step, total_steps, steps_per_epoch_));
-        auto out = net_->forward(x);
+        models::FerOutput out;
+        {
+          AutocastScope autocast(amp_, device_);  // the forward pass only: the loss is in float32
+          out = net_->forward(x);
+        }
+        at::Tensor logits = out.logits, embeddings = out.embeddings;
+        if (amp_ != AmpMode::none) {
+          logits = logits.to(torch::kFloat);
+          if (embeddings.defined()) embeddings = embeddings.to(torch::kFloat);
+        }
         loss::AdCorreTerms terms;
         try {
-          terms = loss_->forward(out.logits, out.embeddings, y, soft);
+          terms = loss_->forward(logits, embeddings, y, soft);
         } catch (const Error& e) {
           throw Error(std::string(e.what()) + " at epoch " + std::to_string(st_.epoch + 1) + " step " +
                       std::to_string(s + 1) + "; the last good checkpoint " + checkpoint_path() + " is intact");
@@ -485,46 +544,61 @@ class Run {
         if (class_weights_.defined()) {
           // Class-weighted CE replaces the plain CE term.
           auto wce = torch::nn::functional::cross_entropy(
-              out.logits, y, torch::nn::functional::CrossEntropyFuncOptions().weight(class_weights_.to(dev)).label_smoothing(cfg_.label_smoothing));
+              logits, y, torch::nn::functional::CrossEntropyFuncOptions().weight(class_weights_).label_smoothing(cfg_.label_smoothing));
           total = total + loss_->options().ce_weight() * (wce - terms.ce);
         }
-        const double tv = total.item<double>();
-        if (!std::isfinite(tv))
-          throw Error("loss became " + std::to_string(tv) + " at epoch " + std::to_string(st_.epoch + 1) + " step " +
-                      std::to_string(s + 1) + " (diverged: lower --lr?); the last good checkpoint " +
-                      checkpoint_path() + " is intact");
+        // On the CPU the check costs nothing and names the step; on a GPU it
+        // would stall the queue every step, so there the sums are checked
+        // where they are read (a NaN/Inf loss makes them NaN/Inf).
+        if (!cuda_) {
+          const double tv = total.item<double>();
+          if (!std::isfinite(tv)) throw diverged(tv, s + 1);
+        }
         opt_->zero_grad();
-        total.backward();
+        scaler_.scale_loss(total).backward();
         if (coll_->world_size() > 1) {
           std::vector<at::Tensor> grads;
           for (auto& p : params)
             if (p.grad().defined()) grads.push_back(p.grad());
           coll_->average_gradients(grads);
         }
-        if (cfg_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, cfg_.grad_clip);
-        opt_->step();
-        if (ema_.net) ema_.update(*net_, st_.global_step);
+        // fp16: back to true gradients before clipping; an overflowed step is skipped.
+        const bool grads_finite = scaler_.unscale_and_check(params);
+        if (grads_finite) {
+          if (cfg_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, cfg_.grad_clip);
+          opt_->step();
+          if (ema_.net) ema_.update(*net_, st_.global_step);
+        }
+        scaler_.update(grads_finite);
 
-        sum_total += tv;
-        sum_ce += terms.ce.item<double>();
-        sum_fd += terms.fd.item<double>();
-        sum_md += terms.md.item<double>();
-        sum_ed += terms.ed.item<double>();
-        correct += out.logits.argmax(1).eq(y).sum().item<int64_t>();
+        dev_sums.add_(torch::stack({total.detach().to(torch::kDouble), terms.ce.detach().to(torch::kDouble),
+                                    terms.fd.detach().to(torch::kDouble), terms.md.detach().to(torch::kDouble),
+                                    terms.ed.detach().to(torch::kDouble),
+                                    logits.argmax(1).eq(y).sum().to(torch::kDouble)}));
         seen += y.size(0);
         n_steps++;
         st_.global_step++;
         st_.step_in_epoch = s + 1;
-        char fields[200];
-        std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f", sum_total / n_steps,
-                      sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps, sum_ed / n_steps,
-                      static_cast<double>(correct) / seen);
-        progress.update(s, (seen - seen_before) * coll_->world_size(), fields);
-        if (cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_) {
+        const bool checkpoint_now =
+            cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_;
+        if (progress.due(s) || checkpoint_now) {
+          read_sums();
+          if (!std::isfinite(sum_total)) throw diverged(sum_total, s + 1);
+        }
+        if (progress.due(s)) {
+          char fields[200];
+          std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f", sum_total / n_steps,
+                        sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps, sum_ed / n_steps,
+                        static_cast<double>(correct) / seen);
+          progress.update(s, (seen - seen_before) * coll_->world_size(), fields);
+        }
+        if (checkpoint_now) {
           refuse_non_finite_weights(s + 1);
           save_checkpoint();
         }
       }
+      read_sums();
+      if (!std::isfinite(sum_total)) throw diverged(sum_total, steps_per_epoch_);
       // Group-wide training metrics and batch-norm running statistics (the
       // mean over ranks, see docs/distributed.md).
       mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed});
@@ -555,9 +629,11 @@ class Run {
       progress.end_epoch(summary);
       if (coll_->is_main()) {
         std::ofstream(sfs::path(run_dir_) / "metrics.jsonl", std::ios::app) << rec.dump() << "\n";
+#ifdef ADCORRE_HAVE_OPENCV
         try {  // pictures are a convenience: failing to draw them must not stop training
           eval::draw_run_pictures(run_dir_, mcfg_.class_names);
         } catch (const std::exception& e) { log::warn(std::string("drawing the run's pictures: ") + e.what()); }
+#endif
         save_model_file("last.pt", eval_net, rec);
         if (val_acc > st_.best_acc) {
           st_.best_acc = val_acc;
@@ -581,9 +657,20 @@ class Run {
     return r;
   }
 
+  // A host batch on its way to `dev`: on CUDA from pinned memory without
+  // waiting (the copy overlaps the previous step's kernels); on the CPU the
+  // tensor itself.
+  at::Tensor next_batch_to(const at::Tensor& host, const torch::Device& dev) const {
+    if (!cuda_) return host;
+    return host.pin_memory().to(dev, /*non_blocking=*/true);
+  }
+
   TrainConfig cfg_;
   std::shared_ptr<Collective> coll_;
   std::string device_, run_dir_;
+  bool cuda_ = false;
+  AmpMode amp_ = AmpMode::none;
+  GradScaler scaler_{false};
   models::ModelConfig mcfg_;
   data::ImageCache train_, val_;
   models::FerModel net_;

@@ -4,8 +4,11 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef ADCORRE_HAVE_ZLIB
 #include <zlib.h>
+#endif
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -29,6 +32,7 @@ struct Bytes {
   uint64_t u64(uint64_t off) const { return u32(off) | static_cast<uint64_t>(u32(off + 4)) << 32; }
 };
 
+#ifdef ADCORRE_HAVE_ZLIB
 uint32_t crc32_of(const uint8_t* p, uint64_t n) {
   uLong crc = crc32(0L, Z_NULL, 0);
   while (n > 0) {  // zlib takes a uInt length
@@ -39,7 +43,6 @@ uint32_t crc32_of(const uint8_t* p, uint64_t n) {
   }
   return static_cast<uint32_t>(crc);
 }
-
 // The CRC-32 of a deflated entry's uncompressed bytes, inflated in chunks;
 // false when the stream is damaged or does not inflate to exactly `usize`.
 bool inflated_crc32(const uint8_t* p, uint64_t csize, uint64_t usize, uint32_t& crc_out) {
@@ -66,6 +69,30 @@ bool inflated_crc32(const uint8_t* p, uint64_t csize, uint64_t usize, uint32_t& 
   crc_out = static_cast<uint32_t>(crc);
   return rc == Z_STREAM_END && produced == usize;
 }
+#else
+// Without zlib (the dependency-light build: LibTorch brings its own miniz but
+// exports no CRC function): the same CRC-32 (IEEE 802.3, reflected, as zip
+// and zlib), a byte at a time from a table. torch::save stores entries
+// uncompressed, so that is all a model file or checkpoint needs.
+uint32_t crc32_of(const uint8_t* p, uint64_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t crc = 0xFFFFFFFFu;
+  for (uint64_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return crc ^ 0xFFFFFFFFu;
+}
+
+// A deflated entry cannot be inflated without zlib: refused as unverifiable
+// rather than passed unchecked (adcorre never writes one).
+bool inflated_crc32(const uint8_t*, uint64_t, uint64_t, uint32_t&) { return false; }
+#endif
 
 // The zip64 extended-information extra field replaces the 32-bit fields that
 // hold 0xFFFFFFFF, in the order: size, compressed size, local header offset.
@@ -139,6 +166,9 @@ std::string check(const Bytes& b) {
     if (method == 0) {
       actual = crc32_of(b.p + data, csize);
     } else if (!inflated_crc32(b.p + data, csize, usize, actual)) {
+#ifndef ADCORRE_HAVE_ZLIB
+      return "entry '" + name + "' is deflated, which this build (without zlib) cannot check";
+#endif
       return "entry '" + name + "' does not inflate to its recorded size (damaged bytes)";
     }
     if (actual != crc) return "entry '" + name + "' fails its CRC-32 check (damaged bytes)";

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 #include <opencv2/core/mat.hpp>
 
+#include "adcorre/data/normalize.h"  // normalize(), declared there for the build without OpenCV
 #include "adcorre/models/model_config.h"
 
 namespace adcorre::data {
@@ -29,10 +30,6 @@ cv::Mat to_model_pixels(const cv::Mat& image, const models::ModelConfig& cfg);
 
 // Packs model-size 8-bit images into a uint8 tensor [N, C, H, W].
 at::Tensor pack_u8(const std::vector<cv::Mat>& images);
-
-// uint8 [N, C, H, W] (or float in 0..255) -> normalised float [N, C, H, W]
-// using the config's mean/std.
-at::Tensor normalize(const at::Tensor& pixels_u8, const models::ModelConfig& cfg);
 
 // Convenience: a batch of images -> model input (float, normalised).
 at::Tensor images_to_input(const std::vector<cv::Mat>& images, const models::ModelConfig& cfg);

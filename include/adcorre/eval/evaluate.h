@@ -7,8 +7,11 @@
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
-#include "adcorre/data/dataset.h"
+#include "adcorre/data/image_cache.h"
+#ifdef ADCORRE_HAVE_OPENCV
+#include "adcorre/data/dataset.h"  // match_classes: decoded datasets exist only in a build with OpenCV
 #include "adcorre/data/loader.h"
+#endif
 #include "adcorre/eval/metrics.h"
 #include "adcorre/models/fer_model.h"
 
@@ -23,7 +26,9 @@ at::Tensor predict_probs(models::FerModelImpl& net, const models::ModelConfig& c
 
 // Maps a dataset's classes onto the model's by name. Dataset classes the model
 // lacks are reported (warning) and their samples left out, never mislabelled.
+#ifdef ADCORRE_HAVE_OPENCV
 data::Dataset match_classes(const data::Dataset& ds, const std::vector<std::string>& model_classes);
+#endif
 
 struct EvalResult {
   Metrics metrics;

@@ -19,7 +19,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "adcorre/data/loader.h"
+#include "adcorre/data/image_cache.h"
 
 namespace adcorre::eval {
 

@@ -10,7 +10,7 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-#include "adcorre/data/loader.h"
+#include "adcorre/data/image_cache.h"
 #include "adcorre/eval/metrics.h"
 #include "adcorre/loss/confusion_window.h"
 #include "adcorre/models/fer_model.h"

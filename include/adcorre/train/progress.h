@@ -12,6 +12,9 @@ class Progress {
   void start_epoch(int epoch, int epochs, int64_t steps, int64_t first_step = 0);
   // `fields`: short "name value" text of running metrics.
   void update(int64_t step, int64_t images_done, const std::string& fields);
+  // Whether update(step, ...) would show anything: the trainer reads its
+  // running sums back from the device only then.
+  bool due(int64_t step) const;
   void end_epoch(const std::string& summary);
 
  private:

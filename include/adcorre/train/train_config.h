@@ -37,6 +37,7 @@ struct TrainConfig {
   double decay = 1e-5;               // inverse schedule: lr / (1 + decay * step) (Keras' `decay`)
   double ema = 0.0;                  // weight averaging (EMA decay, e.g. 0.999); 0 = off
   double grad_clip = 0.0;            // max gradient norm; 0 = off
+  std::string amp = "none";          // mixed precision: none | bf16 | fp16 (CUDA only), see train/amp.h
 
   int epochs = 30;
   int batch_size = 128;
