@@ -103,7 +103,7 @@ for t in "${targets[@]}"; do
     serve_http)    lib=${BUILD_DIR:-build}
                    [ -e "$lib/libadcorre.so" ] || { echo "serve_http needs $lib/libadcorre.so (scripts/setup.sh)" >&2; exit 2; }
                    build "$t" src/serve/wire.cpp src/serve/handler.cpp src/serve/multipart.cpp src/serve/image_header.cpp \
-                         -DADCORRE_HAVE_BEAST=1 -I/usr/include/torch/csrc/api/include "$OPENCV" \
+                         -DADCORRE_HAVE_BEAST=1 -DADCORRE_VERSION='"fuzz"' -I/usr/include/torch/csrc/api/include "$OPENCV" \
                          -L"$lib" -Wl,-rpath,"$(cd "$lib" && pwd)" -ladcorre -ltorch -ltorch_cpu -lc10 ;;
     model_file)    lib=${BUILD_DIR:-build}
                    [ -e "$lib/libadcorre.so" ] || { echo "model_file needs $lib/libadcorre.so (scripts/setup.sh)" >&2; exit 2; }
