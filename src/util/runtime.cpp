@@ -16,11 +16,19 @@ namespace adcorre::runtime {
 void set_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
-  // OpenBLAS keeps its own thread pool, which torch::set_num_threads does not
-  // size: without this a --threads 1 run still spins a second BLAS thread
-  // (measured by the benchmarks). Looked up at run time so that any BLAS links.
+  // OpenBLAS keeps its own pthread pool beside LibTorch's OpenMP pool, and
+  // torch::set_num_threads does not size it. It runs on ONE thread, whatever n:
+  // here BLAS only does small products (the heads' linear layers, and the
+  // convolutions LibTorch 1.13 does not give oneDNN: batch 1, no groups,
+  // fewer than 20480 input values, i.e. a face's deeper layers), too small to
+  // split, and OpenBLAS's idle threads busy-wait for a while after each call:
+  // with a second BLAS thread spinning against the caller, `predict` with
+  // --threads 2 was slower than with --threads 1 (docs/benchmarks.md,
+  // "threads"). The parallel work (oneDNN's convolutions, ATen's kernels)
+  // goes through OpenMP, which n sizes. Looked up at run time so that any
+  // BLAS links.
   using SetFn = void (*)(int);
-  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
 }
 int threads() { return torch::get_num_threads(); }
 

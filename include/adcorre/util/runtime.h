@@ -7,7 +7,8 @@ namespace c10 { struct Device; }
 
 namespace adcorre::runtime {
 
-// Sets LibTorch's intra-op threads and OpenBLAS's pool (n <= 0: all cores).
+// Sets LibTorch's intra-op (OpenMP) threads to n (n <= 0: all cores) and
+// OpenBLAS's own pool to one thread (see runtime.cpp for why).
 // LibTorch defaults to ONE thread here, so every entry point must call this.
 void set_threads(int n);
 int threads();
