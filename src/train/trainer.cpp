@@ -18,6 +18,7 @@
 #include "adcorre/loss/adcorre_loss.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/train/data_parallel.h"
+#include "adcorre/train/distill.h"
 #include "adcorre/train/lr_schedule.h"
 #include "adcorre/train/optimizer_factory.h"
 #include "adcorre/train/progress.h"
@@ -134,10 +135,12 @@ struct RunState {
 struct EpochSums {
   double total = 0, ce = 0, fd = 0, md = 0, ed = 0;
   int64_t correct = 0, seen = 0, steps = 0;
-  static constexpr int64_t kFields = 8;
+  double kd = 0;  // the distillation term (train/distill.h); 0 without a teacher
+  static constexpr int64_t kFields = 9;
+  static constexpr int64_t kFieldsBeforeKd = 8;  // checkpoints of adcorre before --teacher
   at::Tensor to_tensor() const {
     return torch::tensor({total, ce, fd, md, ed, static_cast<double>(correct), static_cast<double>(seen),
-                          static_cast<double>(steps)}, torch::kDouble);
+                          static_cast<double>(steps), kd}, torch::kDouble);
   }
   static EpochSums from_tensor(const at::Tensor& t) {
     auto v = t.contiguous();
@@ -145,6 +148,7 @@ struct EpochSums {
     EpochSums e;
     e.total = d[0], e.ce = d[1], e.fd = d[2], e.md = d[3], e.ed = d[4];
     e.correct = static_cast<int64_t>(d[5]), e.seen = static_cast<int64_t>(d[6]), e.steps = static_cast<int64_t>(d[7]);
+    if (v.numel() > kFieldsBeforeKd) e.kd = d[8];
     return e;
   }
 };
@@ -224,6 +228,12 @@ class Run {
       ema_.net->eval();
     }
     opt_ = make_optimizer(cfg_, *net_);
+    if (!cfg_.teacher.empty()) {
+      teacher_ = std::make_unique<Teacher>(cfg_.teacher, cfg_.teacher_tta, mcfg_, device_);
+      log::info("distilling from teacher " + cfg_.teacher + " (" + teacher_->checksum() + "), tta " +
+                cfg_.teacher_tta + ", temperature " + std::to_string(cfg_.kd_temperature) + ", weight " +
+                std::to_string(cfg_.kd_weight));
+    }
 
     loss::AdCorreOptions lo;
     lo.num_classes = mcfg_.num_classes();
@@ -330,6 +340,8 @@ class Run {
     a.write("elapsed_seconds", torch::tensor({run_seconds()}, torch::kDouble));
     a.write("rank_states", rank_states);
     a.write("epoch_sums", rank_sums);
+    // Which teacher the run distils from: resume refuses another model.
+    if (teacher_) a.write("teacher_checksum", c10::IValue(teacher_->checksum()));
     fs::save_archive_atomic(a, checkpoint_path(), "checkpoint");
   }
 
@@ -345,10 +357,30 @@ class Run {
                 checkpoint_path() + " is kept");
   }
 
-  void load_checkpoint() {
+  // The teacher of a resumed run must be the model the run started with
+  // (the same file contents, wherever it lies now); `started_with` is the
+  // teacher path in the checkpoint's config.
+  void check_same_teacher(torch::serialize::InputArchive& a, const std::string& started_with) {
+    c10::IValue saved;
+    const bool had = a.try_read("teacher_checksum", saved) && saved.isString();
+    if (!teacher_ && !had) return;
+    if (!teacher_)
+      throw Error("checkpoint " + checkpoint_path() + " was written by a run distilling from teacher " + started_with +
+                  ", but no teacher is given now");
+    if (!had)
+      throw Error("checkpoint " + checkpoint_path() + " was written by a run without a teacher; it cannot resume with teacher " +
+                  teacher_->path());
+    if (saved.toStringRef() != teacher_->checksum())
+      throw Error("teacher " + teacher_->path() + " (checksum " + teacher_->checksum() +
+                  ") is not the model the run in " + run_dir_ + " started with: teacher " + started_with + " (checksum " +
+                  saved.toStringRef() + ")" + (teacher_->path() == started_with ? ", the file has changed since" : ""));
+  }
+
+  void load_checkpoint(const std::string& teacher_started_with) {
     torch::serialize::InputArchive a;
     fs::load_archive_verified(a, checkpoint_path(), "checkpoint");
     check_group_size(a, checkpoint_path(), *coll_);
+    check_same_teacher(a, teacher_started_with);
     torch::serialize::InputArchive m, o;
     a.read("model", m);
     load_module_state(m, *net_, "model");
@@ -382,7 +414,8 @@ class Run {
     restore_rank_state(a, *coll_, loss_->window(), gen_);  // this rank's RNGs and window
     at::Tensor rank_sums;  // absent in checkpoints of adcorre before 2026-11-28: the epoch's sums restart
     if (a.try_read("epoch_sums", rank_sums) && st_.step_in_epoch > 0) {
-      check(rank_sums.dim() == 2 && rank_sums.size(0) == coll_->world_size() && rank_sums.size(1) == EpochSums::kFields,
+      check(rank_sums.dim() == 2 && rank_sums.size(0) == coll_->world_size() &&
+                (rank_sums.size(1) == EpochSums::kFields || rank_sums.size(1) == EpochSums::kFieldsBeforeKd),
             "checkpoint " + checkpoint_path() + ": epoch_sums has the wrong shape");
       sums_ = EpochSums::from_tensor(rank_sums[coll_->rank()].to(torch::kDouble));
     }
@@ -427,6 +460,10 @@ class Run {
                       {"metrics", metrics}, {"command", cfg_.command}, {"loss", cfg_.loss},
                       {"seed", cfg_.seed}, {"date", now_iso()}, {"adcorre_version", ADCORRE_VERSION},
                       {"ema", cfg_.ema}};
+    if (teacher_)
+      cfg.provenance["teacher"] = {{"path", cfg_.teacher}, {"checksum", teacher_->checksum()},
+                                   {"tta", cfg_.teacher_tta}, {"temperature", cfg_.kd_temperature},
+                                   {"weight", cfg_.kd_weight}};
     models::save_model((sfs::path(run_dir_) / name).string(), cfg, net);
   }
 
@@ -462,6 +499,7 @@ class Run {
       if (st_.step_in_epoch == 0) sums_ = EpochSums{};
       double &sum_total = sums_.total, &sum_ce = sums_.ce, &sum_fd = sums_.fd, &sum_md = sums_.md, &sum_ed = sums_.ed;
       int64_t &correct = sums_.correct, &seen = sums_.seen, &n_steps = sums_.steps;
+      double& sum_kd = sums_.kd;
       const int64_t seen_before = seen;  // images of this epoch done before a resume (not in img/s)
       for (int64_t s = st_.step_in_epoch; s < steps_per_epoch_; ++s) {
         auto idx = order_t.slice(0, s * cfg_.batch_size, (s + 1) * cfg_.batch_size);
@@ -488,6 +526,12 @@ class Run {
               out.logits, y, torch::nn::functional::CrossEntropyFuncOptions().weight(class_weights_.to(dev)).label_smoothing(cfg_.label_smoothing));
           total = total + loss_->options().ce_weight() * (wce - terms.ce);
         }
+        at::Tensor kd;
+        if (teacher_) {
+          // The teacher scores the very batch (augmentation included) the student sees.
+          kd = distillation_loss(out.logits, teacher_->log_probs(x), cfg_.kd_temperature);
+          total = (1 - cfg_.kd_weight) * total + cfg_.kd_weight * kd;
+        }
         const double tv = total.item<double>();
         if (!std::isfinite(tv))
           throw Error("loss became " + std::to_string(tv) + " at epoch " + std::to_string(st_.epoch + 1) + " step " +
@@ -510,15 +554,18 @@ class Run {
         sum_fd += terms.fd.item<double>();
         sum_md += terms.md.item<double>();
         sum_ed += terms.ed.item<double>();
+        if (kd.defined()) sum_kd += kd.item<double>();
         correct += out.logits.argmax(1).eq(y).sum().item<int64_t>();
         seen += y.size(0);
         n_steps++;
         st_.global_step++;
         st_.step_in_epoch = s + 1;
-        char fields[200];
-        std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f", sum_total / n_steps,
-                      sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps, sum_ed / n_steps,
-                      static_cast<double>(correct) / seen);
+        char fields[240];
+        int len = std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f",
+                                sum_total / n_steps, sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps,
+                                sum_ed / n_steps, static_cast<double>(correct) / seen);
+        if (teacher_ && len > 0 && len < static_cast<int>(sizeof fields))
+          std::snprintf(fields + len, sizeof fields - len, " kd %.3f", sum_kd / n_steps);
         progress.update(s, (seen - seen_before) * coll_->world_size(), fields);
         if (cfg_.checkpoint_every > 0 && st_.global_step % cfg_.checkpoint_every == 0 && s + 1 < steps_per_epoch_) {
           refuse_non_finite_weights(s + 1);
@@ -527,7 +574,7 @@ class Run {
       }
       // Group-wide training metrics and batch-norm running statistics (the
       // mean over ranks, see docs/distributed.md).
-      mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed});
+      mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed, &sum_kd});
       sum_counts_over_ranks(*coll_, {&correct, &seen});
       average_running_stats(*coll_, *net_, ema_.net.get());
       refuse_non_finite_weights(steps_per_epoch_);
@@ -540,6 +587,7 @@ class Run {
                             {"train_ed", n_steps ? sum_ed / n_steps : 0},
                             {"train_accuracy", seen ? static_cast<double>(correct) / seen : 0},
                             {"seconds", run_seconds()}};
+      if (teacher_) rec["train_kd"] = n_steps ? sum_kd / n_steps : 0;
       double val_acc = rec["train_accuracy"];
       if (val_.size() > 0) {
         auto m = evaluate_sharded(eval_net, mcfg_, val_, device_, *coll_);
@@ -590,6 +638,7 @@ class Run {
   Ema ema_;
   std::unique_ptr<torch::optim::Optimizer> opt_;
   std::unique_ptr<loss::AdCorreLoss> loss_;
+  std::unique_ptr<Teacher> teacher_;  // --teacher, else null
   data::AugmentOptions aug_;
   at::Generator gen_;
   at::Tensor class_weights_;
@@ -618,7 +667,8 @@ static std::string open_run_checkpoint(const std::string& run_dir, torch::serial
   return ckpt;
 }
 
-TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective, int threads) {
+TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective, int threads,
+                   const std::string& teacher) {
   torch::serialize::InputArchive a;
   open_run_checkpoint(run_dir, a, "no checkpoint to resume");
   c10::IValue v;
@@ -627,9 +677,11 @@ TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Colle
   cfg.out = run_dir;
   if (epochs > 0) cfg.epochs = epochs;
   if (threads > 0) cfg.threads = threads;
+  const std::string teacher_started_with = cfg.teacher;
+  if (!teacher.empty()) cfg.teacher = teacher;  // the same model, moved (checked against the checkpoint)
   Run run(cfg, std::move(collective));
   run.setup(true);
-  run.load_checkpoint();
+  run.load_checkpoint(teacher_started_with);
   return run.loop();
 }
 
