@@ -1,6 +1,9 @@
 #include "adcorre/util/runtime.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
@@ -60,6 +63,22 @@ SmallWorkOnOneThread::SmallWorkOnOneThread(long work_items, long parallel_from) 
 
 SmallWorkOnOneThread::~SmallWorkOnOneThread() {
   if (previous_ > 0) openmp().set(previous_);
+}
+
+bool restart_with_passive_openmp_waits(char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main), so
+  // the only way to change it from inside is to start again with it set.
+  // Why: with the default (active) policy each OpenMP thread spins at every
+  // barrier; on this project's 2-core machines, shared with other work and
+  // with adcorre's own decoding threads, the spinning threads take the cores
+  // the others need: `predict --detector none` on 200 crops took 47 s with
+  // --threads 2 and 10 s with OMP_WAIT_POLICY=PASSIVE (1 thread: 10 s;
+  // docs/benchmarks.md, "threads"). A user's own setting is kept.
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::thread::hardware_concurrency() <= 1) return false;
+  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return false;
+  execv("/proc/self/exe", argv);
+  unsetenv("OMP_WAIT_POLICY");  // exec failed: carry on as we are
+  return false;
 }
 
 std::string resolve_device(const std::string& name) {

@@ -29,6 +29,14 @@ class SmallWorkOnOneThread {
   int previous_ = 0;  // 0: nothing changed
 };
 
+// For a program's main(), before anything else: when OMP_WAIT_POLICY is not
+// set (and the machine has more than one core), sets it to PASSIVE and
+// re-executes the program with the same arguments (same process id), since
+// the OpenMP runtime reads it only when it loads. Returns false when it did
+// not restart (the variable was set, or exec failed); it does not return
+// when it restarted. Why: see runtime.cpp.
+bool restart_with_passive_openmp_waits(char** argv);
+
 // Parses "cpu" / "cuda" / "cuda:N"; throws adcorre::Error with a clear
 // message when CUDA is asked for and this LibTorch has none.
 std::string resolve_device(const std::string& name);
