@@ -1,11 +1,18 @@
 // Models: shapes, unit-norm embeddings, Keras parameter count of the paper's
-// Xception, model-file round trip and refusal of corrupt files, channels_last.
+// Xception, model-file round trip and refusal of corrupt files, channels_last,
+// BatchNorm folding for inference (every preset and the shipped model).
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#ifdef ADCORRE_HAVE_OPENCV
+#include "adcorre/data/preprocess.h"
+#endif
 #include "adcorre/loss/adcorre_loss.h"
+#include "adcorre/models/bn_fold.h"
 #include "adcorre/models/ensemble_model.h"
 #include "adcorre/models/fer_model.h"
 #include "adcorre/models/layers.h"
@@ -378,4 +385,120 @@ TEST(Models, ForwardAndTrainingStepOnTheTestDevice) {
     }
     opt.step();
   }
+}
+
+namespace {
+
+// Random BatchNorm statistics and affine terms: a fresh model's are 0/1, with
+// which folding would be the identity and this test could not fail.
+void randomise_batchnorm(torch::nn::Module& net) {
+  torch::NoGradGuard ng;
+  for (auto& m : net.modules(false))
+    if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->running_mean.uniform_(-0.2, 0.2);
+      bn->running_var.uniform_(0.5, 2.0);
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.uniform_(-0.2, 0.2);
+    }
+}
+
+int count_batchnorms(torch::nn::Module& net) {
+  int n = 0;
+  for (auto& m : net.modules(false)) n += m->as<torch::nn::BatchNorm2dImpl>() != nullptr;
+  return n;
+}
+
+// The first `per_class` images (by name) of each class folder of FER-2013's val split.
+std::vector<std::string> fer_val_images(size_t per_class) {
+  std::vector<std::string> out;
+  const auto shared = test::shared_dir();
+  if (shared.empty()) return out;
+  const auto val = std::filesystem::path(shared) / "data/fer2013/val";
+  if (!std::filesystem::is_directory(val)) return out;
+  std::vector<std::filesystem::path> classes;
+  for (auto& d : std::filesystem::directory_iterator(val))
+    if (d.is_directory()) classes.push_back(d.path());
+  std::sort(classes.begin(), classes.end());
+  for (auto& c : classes) {
+    std::vector<std::string> files;
+    for (auto& f : std::filesystem::directory_iterator(c)) files.push_back(f.path().string());
+    std::sort(files.begin(), files.end());
+    for (size_t i = 0; i < std::min(per_class, files.size()); ++i) out.push_back(files[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+// Folding every BatchNorm into its convolution leaves each preset's outputs
+// (probabilities, embeddings, features) as they were, folds all of them, and
+// is done once: a second fold changes nothing.
+TEST(BatchNormFolding, EveryPresetKeepsItsOutputs) {
+  torch::manual_seed(11);
+  for (const auto& name : models::preset_names()) {
+    SCOPED_TRACE(name);
+    auto cfg = models::preset(name);
+    auto net = models::create_model(cfg);
+    randomise_batchnorm(*net);
+    models::to_channels_last(*net);
+    net->eval();
+    const int64_t n = cfg.input_size > 100 ? 2 : 16;  // the 224x224 presets are slow on a shared CPU
+    auto x = torch::randn({n, cfg.in_channels, cfg.input_size, cfg.input_size}).contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::NoGradGuard ng;
+    auto before = net->forward(x);
+    auto features_before = net->features(x);
+    EXPECT_EQ(models::fold_batchnorm(*net), count_batchnorms(*net));
+    EXPECT_TRUE(models::has_folded_batchnorm(*net));
+    auto after = net->forward(x);
+    EXPECT_LT((torch::softmax(after.logits, 1) - torch::softmax(before.logits, 1)).abs().max().item<double>(), 1e-5);
+    EXPECT_LT(test::rel_error(after.logits, before.logits), 1e-5);
+    EXPECT_LT(test::rel_error(net->features(x), features_before), 1e-5);
+    if (before.embeddings.defined()) EXPECT_LT((after.embeddings - before.embeddings).abs().max().item<double>(), 1e-5);
+    EXPECT_EQ(models::fold_batchnorm(*net), 0);
+    EXPECT_TRUE(torch::equal(net->forward(x).logits, after.logits));
+  }
+}
+
+#ifdef ADCORRE_HAVE_OPENCV  // decoding the faces; the minimal build has no OpenCV
+// The shipped model (an ensemble of four) on real FER-2013 faces, as
+// predict and eval load it (load_model_for_inference) and as it is stored.
+TEST(BatchNormFolding, ShippedModelGivesTheSameProbabilitiesOnRealFaces) {
+  const auto images = fer_val_images(4);
+  if (images.size() < 7) GTEST_SKIP() << "needs ../shared/data/fer2013/val";
+  const auto path = models::default_model_path();
+  auto plain = models::load_model(path);
+  auto folded = models::load_model_for_inference(path);
+  EXPECT_FALSE(models::has_folded_batchnorm(*plain.net));
+  EXPECT_TRUE(models::has_folded_batchnorm(*folded.net));
+  EXPECT_EQ(plain.checksum, folded.checksum);
+  std::vector<cv::Mat> faces;
+  for (auto& p : images) faces.push_back(data::decode_image(p, plain.config.in_channels));
+  auto x = data::images_to_input(faces, plain.config).contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::NoGradGuard ng;
+  auto want = torch::softmax(plain.net->forward(x).logits, 1);
+  auto got = torch::softmax(folded.net->forward(x).logits, 1);
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(torch::equal(got.argmax(1), want.argmax(1)));
+  // Probabilities neither uniform nor all saturated: the comparison means something.
+  EXPECT_GT((want.amax(1) - want.amin(1)).max().item<double>(), 0.3);
+}
+#endif
+
+// A folded network is for inference only: it cannot be saved (its
+// convolutions' biases have no place in the file) nor trained.
+TEST(BatchNormFolding, FoldedNetworksAreNeitherSavedNorTrained) {
+  test::TempDir tmp;
+  auto cfg = models::preset("fer-tiny");
+  auto net = trained_looking_tiny(cfg, 3);
+  models::fold_batchnorm(*net);
+  try {
+    models::save_model(tmp / "folded.pt", cfg, *net);
+    ADD_FAILURE() << "a folded network was saved";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("folded"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("folded.pt"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp / "folded.pt"));
+  net->train();
+  EXPECT_THROW(net->forward(torch::randn({2, 1, 48, 48})), c10::Error);
 }

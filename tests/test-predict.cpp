@@ -331,6 +331,86 @@ TEST_F(PredictTest, CliVideoGivesOneRecordPerSampledFrame) {
   EXPECT_NE(err.find(damaged + ": stopped at frame " + std::to_string(got.size())), std::string::npos) << err;
 }
 
+// A folder goes through the pipeline (decoding and detection ahead on other
+// threads, the faces of several images classified as one batch), yet gives
+// the output of predicting each file alone (probabilities to the last digit),
+// in the same order, with the bad files' errors in their places, and the same
+// exit code.
+TEST_F(PredictTest, CliFolderGivesTheOutputOfEachFileAlone) {
+  namespace sfs = std::filesystem;
+  const sfs::path root = sfs::path(dir_->path) / "mixed";
+  sfs::create_directories(root);
+  const cv::Mat image = sample();
+  std::vector<std::string> files;
+  for (int i = 0; i < 4; ++i) {
+    cv::Mat shifted;  // different pictures, one face each
+    cv::warpAffine(image, shifted, cv::Mat_<double>({2, 3}, {1, 0, 3.0 * i, 0, 1, 2.0 * i}), image.size(),
+                   cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+    const std::string path = (root / ("img" + std::to_string(i) + (i % 2 ? ".png" : ".jpg"))).string();
+    cv::imwrite(path, shifted);
+    files.push_back(path);
+  }
+  const std::string corrupt = (root / "img1b.jpg").string(), blank = (root / "img2b.png").string();
+  std::ofstream(corrupt) << "\xff\xd8\xff garbage, not a JPEG";
+  cv::imwrite(blank, cv::Mat(120, 160, CV_8UC3, cv::Scalar(90, 90, 90)));  // no face: a record without faces
+  files.push_back(corrupt);
+  files.push_back(blank);
+  std::sort(files.begin(), files.end());
+  const std::string err_file = *dir_ / "folder-err.txt";
+  auto run = [&](const std::string& threads, const std::string& args, std::string* out, std::string* err) {
+    const int rc = test::run_command(test::adcorre_binary() + " --threads " + threads + " predict --model '" +
+                                         model_path_ + "' " + args + " 2>'" + err_file + "'",
+                                     out);
+    std::ifstream in(err_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *err = ss.str();
+    return rc;
+  };
+  auto error_lines = [](const std::string& err) {
+    std::string kept;
+    std::istringstream lines(err);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("error: ", 0) == 0 && line.find("nothing could be read") == std::string::npos) kept += line + "\n";
+    return kept;
+  };
+  std::string alone_out, alone_errors;
+  int alone_rc = 0;
+  for (const auto& f : files) {
+    std::string out, err;
+    alone_rc = std::max(alone_rc, run("1", "'" + f + "'", &out, &err));
+    alone_out += out;
+    alone_errors += error_lines(err);
+  }
+  EXPECT_EQ(json_lines(alone_out).size(), files.size() - 1);
+  EXPECT_NE(alone_errors.find(corrupt), std::string::npos) << alone_errors;
+  for (const std::string threads : {"1", "2"}) {  // one decoding thread, then two
+    SCOPED_TRACE("threads " + threads);
+    std::string folder_out, folder_err;
+    const int folder_rc = run(threads, "'" + root.string() + "'", &folder_out, &folder_err);
+    // Same records in the same order: inputs, boxes and labels exactly;
+    // probabilities to the last printed digit (a batch of several faces
+    // rounds differently from a batch of one in oneDNN's kernels, 1e-6 at most).
+    const auto got = json_lines(folder_out), want = json_lines(alone_out);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t r = 0; r < got.size(); ++r) {
+      EXPECT_EQ(got[r]["input"], want[r]["input"]);
+      ASSERT_EQ(got[r]["faces"].size(), want[r]["faces"].size()) << want[r]["input"];
+      for (size_t k = 0; k < got[r]["faces"].size(); ++k) {
+        const auto &g = got[r]["faces"][k], &w = want[r]["faces"][k];
+        EXPECT_EQ(g["box"], w["box"]);
+        EXPECT_EQ(g["label"], w["label"]);
+        EXPECT_EQ(g["probs"].size(), w["probs"].size());
+        for (auto& [name, p] : w["probs"].items())
+          EXPECT_NEAR(g["probs"][name].get<double>(), p.get<double>(), 1.5e-6) << name;
+      }
+    }
+    EXPECT_EQ(error_lines(folder_err), alone_errors) << folder_err;
+    EXPECT_EQ(folder_rc, 1) << folder_err;
+    EXPECT_EQ(folder_rc, alone_rc);
+  }
+}
+
 TEST_F(PredictTest, CliBadFilesAreReportedAndSkipped) {
   const std::string corrupt = *dir_ / "corrupt.jpg", text = *dir_ / "readme.txt", missing = *dir_ / "missing.png";
   std::ofstream(corrupt) << "\xff\xd8\xff garbage, not a JPEG";

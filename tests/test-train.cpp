@@ -1,10 +1,12 @@
 // Training: a tiny synthetic set trains to high accuracy with both losses;
 // resume is exact; the NaN guard stops a diverging run and keeps the last
 // checkpoint; evaluation on the trained model reproduces its validation score;
-// export writes a checkpoint's raw or EMA weights.
+// export writes a checkpoint's raw or EMA weights; distillation from a
+// teacher (--teacher) learns the teacher's answers and resumes exactly.
 #include <filesystem>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -12,8 +14,11 @@
 
 #include "adcorre/data/dataset.h"
 #include "adcorre/data/loader.h"
+#include "adcorre/data/preprocess.h"
 #include "adcorre/eval/evaluate.h"
+#include "adcorre/models/ensemble_model.h"
 #include "adcorre/models/model_file.h"
+#include "adcorre/train/distill.h"
 #include "adcorre/train/trainer.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/log.h"
@@ -336,4 +341,188 @@ TEST(Train, KilledRunResumesFromItsLastCheckpoint) {
     EXPECT_GT(straight_s[i], straight_s[i - 1]) << "epoch " << i + 1;
     EXPECT_GT(killed_s[i], killed_s[i - 1]) << "epoch " << i + 1;
   }
+}
+
+namespace {
+
+// A random (untrained) fer-tiny model file for kClasses: a fixed teacher
+// whose answers have nothing to do with the labels.
+std::string random_teacher(const std::string& path, int seed, std::vector<std::string> classes = kClasses) {
+  torch::manual_seed(seed);
+  auto cfg = models::preset("fer-tiny");
+  cfg.class_names = std::move(classes);
+  auto net = models::create_model(cfg);
+  net->eval();
+  models::save_model(path, cfg, *net);
+  return path;
+}
+
+std::vector<nlohmann::json> metrics_of(const std::string& run_dir) {
+  std::ifstream in(sfs::path(run_dir) / "metrics.jsonl");
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+// The distillation term is T^2 KL(teacher || student) at temperature T, zero
+// when the student answers as the teacher; an ensemble teacher gives the log
+// of its members' averaged probabilities, and flip TTA averages the mirror.
+TEST(Distill, LossAndTeacherLogProbabilities) {
+  auto t = torch::randn({5, 3}), s = torch::randn({5, 3}, torch::requires_grad());
+  const double T = 3;
+  auto pt = torch::softmax(t / T, 1), ps = torch::softmax(s / T, 1);
+  auto want = (pt * (pt.log() - ps.log())).sum(1).mean() * T * T;
+  auto got = train::distillation_loss(s, torch::log_softmax(t, 1), T);
+  EXPECT_NEAR(got.item<double>(), want.item<double>(), 1e-6);
+  got.backward();
+  EXPECT_GT(s.grad().abs().sum().item<double>(), 0);  // it trains the student
+  EXPECT_NEAR(train::distillation_loss(t + 2.5, torch::log_softmax(t, 1), T).item<double>(), 0, 1e-6);
+  EXPECT_THROW(train::distillation_loss(s, t, 0), Error);
+
+  test::TempDir tmp;
+  const std::string a = random_teacher(tmp / "a.pt", 1), b = random_teacher(tmp / "b.pt", 2);
+  auto ma = models::load_model(a), mb = models::load_model(b);
+  auto ecfg = models::ensemble_config({ma.config, mb.config});
+  auto ens = models::make_ensemble(ecfg, {ma.net, mb.net});
+  models::save_model(tmp / "ab.pt", ecfg, *ens);
+  auto x = torch::randn({6, 1, 48, 48}).contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::NoGradGuard ng;
+  auto p = [&](models::FerModel& n, const torch::Tensor& in) { return torch::softmax(n->forward(in).logits, 1); };
+  auto mirrored = x.flip({3}).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto student_cfg = ma.config;
+  train::Teacher teacher(tmp / "ab.pt", "none", student_cfg, "cpu");
+  EXPECT_LT((teacher.log_probs(x).exp() - (p(ma.net, x) + p(mb.net, x)) / 2).abs().max().item<double>(), 1e-5);
+  train::Teacher flip(tmp / "ab.pt", "flip", student_cfg, "cpu");
+  auto want_flip = (p(ma.net, x) + p(mb.net, x) + p(ma.net, mirrored) + p(mb.net, mirrored)) / 4;
+  EXPECT_LT((flip.log_probs(x).exp() - want_flip).abs().max().item<double>(), 1e-5);
+  EXPECT_EQ(teacher.checksum(), models::load_model(tmp / "ab.pt").checksum);
+  EXPECT_NE(teacher.checksum(), ma.checksum);
+}
+
+// A student distilled (weight 1: the labels play no part) from a fixed teacher
+// whose answers are NOT the labels learns the teacher's answers: it agrees
+// with the teacher's argmax on most validation images, and its KL to the
+// teacher falls from epoch to epoch.
+TEST(Distill, StudentLearnsAFixedTeachersAnswers) {
+  log::set_level(log::Level::quiet);
+  Fixture f;
+  // The teacher: a trained network that calls each pattern by another class.
+  const std::string swapped = f.tmp / "swapped";
+  test::write_synthetic_folders(swapped, {"happy", "sad", "angry"}, 64, 3);
+  auto tc = f.config("teacher");
+  tc.train_data = swapped;
+  tc.val_data = "";
+  tc.loss = "ce";
+  tc.epochs = 6;
+  train::train(tc);
+  const std::string teacher = tc.out + "/last.pt";
+
+  auto c = f.config("student");
+  c.loss = "ce";
+  c.teacher = teacher;
+  c.kd_weight = 1.0;
+  c.kd_temperature = 2.0;
+  c.epochs = 6;
+  train::train(c);
+  auto student = models::load_model(c.out + "/last.pt");
+  auto t = models::load_model(teacher);
+  auto ds = eval::match_classes(data::read_class_folders(f.val_dir), student.config.class_names);
+  auto cache = data::build_cache(ds, student.config);
+  auto x = data::normalize(cache.pixels, student.config).contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::NoGradGuard ng;
+  auto student_answer = student.net->forward(x).logits.argmax(1), teacher_answer = t.net->forward(x).logits.argmax(1);
+  const double agreement = student_answer.eq(teacher_answer).to(torch::kDouble).mean().item<double>();
+  const double teacher_accuracy = teacher_answer.eq(cache.labels).to(torch::kDouble).mean().item<double>();
+  EXPECT_LT(teacher_accuracy, 0.2) << "the teacher should answer the swapped classes";
+  EXPECT_GE(agreement, 0.85);
+  auto m = metrics_of(c.out);
+  ASSERT_EQ(m.size(), 6u);
+  ASSERT_TRUE(m.front().contains("train_kd"));
+  EXPECT_LT(m.back()["train_kd"].get<double>(), 0.5 * m.front()["train_kd"].get<double>());
+  EXPECT_EQ(student.config.provenance["teacher"]["path"], teacher);
+  EXPECT_EQ(student.config.provenance["teacher"]["checksum"], t.checksum);
+}
+
+// A distilled run (Ad-Corre loss + teacher with flip TTA) stopped after one
+// epoch and resumed ends with the weights of the uninterrupted run; resuming
+// with another teacher is refused, naming both files.
+TEST(Distill, ResumeIsExactAndRefusesAnotherTeacher) {
+  log::set_level(log::Level::quiet);
+  Fixture f;
+  const std::string teacher = random_teacher(f.tmp / "teacher.pt", 4);
+  auto config = [&](const std::string& out, int epochs) {
+    auto c = f.config(out);
+    c.teacher = teacher;
+    c.teacher_tta = "flip";
+    c.kd_weight = 0.5;
+    c.epochs = epochs;
+    c.max_steps_per_epoch = 6;
+    return c;
+  };
+  train::train(config("straight", 2));
+  auto b = config("resumed", 1);
+  train::train(b);
+  train::resume(b.out, 2);
+  auto x = models::load_model(f.tmp / "straight/last.pt"), y = models::load_model(b.out + "/last.pt");
+  for (auto& p : x.net->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), y.net->named_parameters()[p.key()])) << p.key();
+  EXPECT_EQ(metrics_of(f.tmp / "straight")[1]["train_kd"], metrics_of(b.out)[1]["train_kd"]);
+  // The same teacher moved elsewhere is accepted; another model is not.
+  sfs::copy_file(teacher, f.tmp / "moved.pt");
+  EXPECT_EQ(train::resume(b.out, 2, nullptr, 0, f.tmp / "moved.pt").epochs_done, 2);
+  const std::string other = random_teacher(f.tmp / "other.pt", 5);
+  const auto e = error_of([&] { train::resume(b.out, 3, nullptr, 0, other); });
+  EXPECT_NE(e.find("other.pt"), std::string::npos) << e;
+  EXPECT_NE(e.find("teacher.pt"), std::string::npos) << e;
+}
+
+// Bad distillation options and unusable teachers are refused before training.
+TEST(Distill, BadOptionsAndTeachersAreRefused) {
+  log::set_level(log::Level::quiet);
+  Fixture f;
+  auto base = f.config("bad");
+  base.epochs = 1;
+  base.teacher = random_teacher(f.tmp / "teacher.pt", 6);
+  auto refused = [&](auto change, const std::string& needle) {
+    auto c = base;
+    change(c);
+    const auto e = error_of([&] { train::train(c); });
+    EXPECT_NE(e.find(needle), std::string::npos) << e;
+  };
+  refused([](train::TrainConfig& c) { c.kd_temperature = 0; }, "kd_temperature");
+  refused([](train::TrainConfig& c) { c.kd_weight = 1.5; }, "kd_weight");
+  refused([](train::TrainConfig& c) { c.kd_weight = -0.1; }, "kd_weight");
+  refused([](train::TrainConfig& c) { c.teacher_tta = "crop"; }, "teacher_tta");
+  const std::string four = random_teacher(f.tmp / "four.pt", 7, {"angry", "happy", "sad", "neutral"});
+  refused([&](train::TrainConfig& c) { c.teacher = four; }, "four.pt has classes");
+  refused([&](train::TrainConfig& c) { c.teacher = f.tmp / "missing.pt"; }, "missing.pt");
+  auto big = f.config("big");  // a 64x64 teacher cannot read 48x48 batches
+  {
+    auto cfg = models::preset("fer-tiny");
+    cfg.class_names = kClasses;
+    cfg.input_size = 64;
+    auto net = models::create_model(cfg);
+    models::save_model(f.tmp / "big.pt", cfg, *net);
+  }
+  refused([&](train::TrainConfig& c) { c.teacher = f.tmp / "big.pt"; }, "64x64");
+  // The command line names the option too.
+  std::string out;
+  EXPECT_NE(test::run_command(test::adcorre_binary() + " --quiet train --train " + f.train_dir + " --teacher " +
+                                  base.teacher + " --kd-weight 2 --out " + (f.tmp / "cli"),
+                              &out, true),
+            0);
+  EXPECT_NE(out.find("kd_weight"), std::string::npos) << out;
 }

@@ -1,5 +1,6 @@
 // adcorre bench: speed of inference, training, the Ad-Corre loss, the loader
 // and predict, side by side with the Python stack (see bench/suite.h).
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -27,6 +28,11 @@ int run_bench(BenchCli& c) {
   c.o.presets = split_list(c.presets);
   c.o.sections = split_list(c.sections);
   if (cli::globals().seed) c.o.seed = cli::globals().seed;
+  if (!c.o.model.empty()) {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) c.o.adcorre_binary = self.string();  // the end-to-end rows run this very CLI
+  }
   auto result = bench::run_benchmarks(c.o);
   bench::write_results(result, c.o.out_dir);
   std::cout << bench::markdown_report(result);
@@ -53,6 +59,12 @@ adcorre::cli::Registrar register_bench(
            ->capture_default_str();
        app.add_option("--data", o.data, "FER-2013 class folders (default <shared>/data/fer2013/train)");
        app.add_option("--image", o.image, "photo with one face for predict (made 640x480)");
+       app.add_option("--model", o.model,
+                      "also measure this model file as predict runs it: batch 1/64 (and at 1 thread), folded vs not, "
+                      "predict on a folder of crops, a 640x480 photo, a 640x480 video");
+       app.add_option("--crops", o.crops, "--model: folder of class folders of face crops (default <shared>/data/fer2013/val)");
+       app.add_option("--crops-count", o.crop_count, "--model: crops predicted end to end")->capture_default_str();
+       app.add_option("--video-frames", o.video_frames, "--model: frames of the test video")->capture_default_str();
        app.add_option("--python", o.python, "Python interpreter with torch and numpy (default: found)");
        app.add_option("--python-scripts", o.python_scripts, "folder of bench_python.py (default <source>/bench/python)");
        app.add_flag("--no-python", o.no_python, "skip the Python side");

@@ -29,7 +29,7 @@ int run_eval(const EvalCli& o) {
   using namespace adcorre;
   const auto& g = cli::globals();
   const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
-  auto m = models::load_model(model_path, g.device);
+  auto m = models::load_model_for_inference(model_path, g.device);
   data::ImageCache cache;
   if (data::is_packed_path(o.data)) {  // adcorre pack's output: decoded already
     check(o.detect == "none", "--detect needs images; " + o.data + " is packed data");

@@ -1,16 +1,28 @@
 // adcorre predict: the expression of every face in photos, folders, videos
 // and cameras. One output record per image or sampled frame (JSON lines, or
 // CSV rows); errors name the input on stderr and the rest carry on.
+//
+// Folders, lists of files and videos go through a small pipeline: worker
+// threads decode and detect (Predictor::detect) up to kAhead inputs ahead,
+// and this thread classifies the faces of every input that is ready as one
+// batch, then writes the records in input order. The output is the same as
+// predicting each input alone, and streams: a record is written as soon as
+// its input and all before it are done, never after the whole folder.
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
@@ -22,6 +34,7 @@
 #include "adcorre/util/csv_field.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/log.h"
+#include "adcorre/util/runtime.h"
 #include "cli.h"
 
 namespace {
@@ -167,6 +180,150 @@ class AnnotateNames {
   std::set<std::string> used_;
 };
 
+// ---- decode and detect ahead, classify in batches ----
+
+// One input (an image file or a sampled video frame) decoded and detected.
+struct Prepared {
+  std::string error;      // non-empty: the input failed; reported in order
+  bool decoded = true;    // false: the error is that the file could not be decoded
+  cv::Mat image;          // kept for --annotate only
+  infer::DetectedFaces found;
+  long frame = -1;        // videos: the frame index
+};
+
+// Runs `prepare` on worker threads over the jobs `next_job` hands out in
+// order (called under a lock, so it may read a video sequentially), at most
+// `ahead` jobs beyond the oldest one not yet taken by pop(). Results come out
+// of pop() in job order.
+template <class Job>
+class DetectAhead {
+ public:
+  DetectAhead(int workers, long ahead, std::function<bool(Job&)> next_job, std::function<Prepared(Job&)> prepare)
+      : ahead_(ahead), next_job_(std::move(next_job)), prepare_(std::move(prepare)) {
+    for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~DetectAhead() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  enum class Pop { ready, not_ready, end };
+  // The next result in order: waits for it when `wait`, else returns not_ready.
+  Pop pop(Prepared& out, bool wait) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      auto it = done_.find(next_out_);
+      if (it != done_.end()) {
+        out = std::move(it->second);
+        done_.erase(it);
+        ++next_out_;
+        cv_.notify_all();  // a worker may take one more job
+        return Pop::ready;
+      }
+      if (exhausted_ && next_out_ == next_in_) return Pop::end;
+      if (!wait) return Pop::not_ready;
+      cv_.wait(lock);
+    }
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      Job job;
+      long seq;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stop_ || exhausted_ || next_in_ - next_out_ < ahead_; });
+        if (stop_ || exhausted_) return;
+        bool more = false;
+        try {
+          more = next_job_(job);
+        } catch (const std::exception& e) {  // the source itself failed: its error ends the run in order
+          more = false;
+          done_[next_in_].error = e.what();
+          ++next_in_;
+        }
+        if (!more) {
+          exhausted_ = true;
+          cv_.notify_all();
+          return;
+        }
+        seq = next_in_++;
+      }
+      Prepared p;
+      try {
+        p = prepare_(job);
+      } catch (const std::exception& e) {
+        p.error = e.what();
+        if (p.error.empty()) p.error = "unknown error";
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_[seq] = std::move(p);
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const long ahead_;
+  std::function<bool(Job&)> next_job_;
+  std::function<Prepared(Job&)> prepare_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::map<long, Prepared> done_;
+  long next_in_ = 0, next_out_ = 0;
+  bool exhausted_ = false, stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+constexpr long kAhead = 64;          // inputs decoded and detected ahead of the output
+constexpr size_t kBatchFaces = 64;   // faces classified per batch, at most
+
+// As many decoding/detecting threads as --threads (LibTorch's count), at most 4.
+int pipeline_workers() { return std::max(1, std::min(runtime::threads(), 4)); }
+
+// Pops every result that is ready (waiting for the first), classifies all
+// their faces as one batch, and hands each input's faces to `emit` in order.
+// Returns false at the end of the jobs.
+template <class Job>
+bool classify_ready(DetectAhead<Job>& ahead, infer::Predictor& predictor,
+                    const std::function<void(Prepared&, std::vector<infer::Face>)>& emit) {
+  std::vector<Prepared> ready(1);
+  if (ahead.pop(ready[0], true) == DetectAhead<Job>::Pop::end) return false;
+  size_t faces = ready[0].found.crops.size();
+  while (faces < kBatchFaces) {
+    Prepared more;
+    if (ahead.pop(more, false) != DetectAhead<Job>::Pop::ready) break;
+    faces += more.found.crops.size();
+    ready.push_back(std::move(more));
+  }
+  std::vector<cv::Mat> crops;
+  crops.reserve(faces);
+  for (auto& r : ready)
+    if (r.error.empty()) crops.insert(crops.end(), r.found.crops.begin(), r.found.crops.end());
+  std::vector<std::vector<double>> probs;
+  try {
+    probs = predictor.classify(crops);
+  } catch (const std::exception& e) {  // each input of the batch reports it, in order
+    for (auto& r : ready)
+      if (r.error.empty()) r.error = e.what();
+  }
+  size_t at = 0;
+  for (auto& r : ready) {
+    std::vector<infer::Face> found;
+    if (r.error.empty()) {
+      const size_t n = r.found.crops.size();
+      found = predictor.faces_from(r.found.boxes, {probs.begin() + at, probs.begin() + at + n});
+      at += n;
+    }
+    emit(r, std::move(found));
+  }
+  return true;
+}
+
 // ---- the runs ----
 
 struct Totals {
@@ -198,6 +355,64 @@ void run_image(infer::Predictor& predictor, const infer::InputItem& in, Output& 
   }
 }
 
+// Images items[first, last) through the pipeline: the same records, errors
+// and annotated copies as run_image on each, in the same order.
+void run_images(infer::Predictor& predictor, const std::vector<infer::InputItem>& items, size_t first, size_t last,
+                Output& out, AnnotateNames& names, Totals& t) {
+  size_t next = first;
+  const bool keep_image = names.enabled();
+  DetectAhead<size_t> ahead(
+      pipeline_workers(), kAhead,
+      [&](size_t& i) {
+        if (next >= last || g_interrupted) return false;
+        i = next++;
+        return true;
+      },
+      [&](size_t& i) {
+        Prepared p;
+        cv::Mat image;
+        try {
+          image = data::decode_image(items[i].path, 3);
+        } catch (const Error& e) {
+          p.error = e.what();
+          p.decoded = false;
+          return p;
+        }
+        p.found = predictor.detect(image);
+        // A crop may be a view of the whole picture: keep only its pixels
+        // (kAhead pictures of a camera's size would hold a lot of memory).
+        for (auto& c : p.found.crops)
+          if (c.isSubmatrix()) c = c.clone();
+        if (keep_image) p.image = image;
+        return p;
+      });
+  size_t index = first;
+  auto emit = [&](Prepared& p, std::vector<infer::Face> faces) {
+    const auto& in = items[index++];
+    if (!p.error.empty()) {
+      if (!p.decoded) {  // as run_image reports it
+        report_error(p.error, t);
+      } else {
+        ++t.read;  // decoded, then failed: as run_image's caller reports it
+        report_error(in.path + ": " + p.error, t);
+      }
+      return;
+    }
+    ++t.read;
+    Record r{in.path, -1, -1, std::move(faces)};
+    if (r.faces.empty()) log::warn("no face found in " + in.path);
+    out.write(r);
+    ++t.records;
+    t.faces += static_cast<long>(r.faces.size());
+    if (names.enabled()) {
+      const std::string target = names.image_path(in);
+      if (!cv::imwrite(target, infer::draw_faces(p.image, r.faces))) report_error("cannot write annotated image " + target, t);
+    }
+  };
+  while (classify_ready(ahead, predictor, emit)) {
+  }
+}
+
 // Shows progress on long videos: redrawn in place on a terminal, else a line every 10 s.
 class Progress {
  public:
@@ -225,6 +440,11 @@ class Progress {
   clock::time_point start_, last_;
 };
 
+struct FrameJob {
+  cv::Mat frame;
+  long index = -1;
+};
+
 void run_video(infer::Predictor& predictor, cv::VideoCapture& cap, const std::string& name, const std::string& annotate_rel,
                const PredictCli& o, Output& out, AnnotateNames& names, Totals& t, bool is_file) {
   const long total = is_file ? static_cast<long>(cap.get(cv::CAP_PROP_FRAME_COUNT)) : 0;
@@ -233,27 +453,54 @@ void run_video(infer::Predictor& predictor, cv::VideoCapture& cap, const std::st
   Progress progress(name, total);
   cv::VideoWriter writer;
   std::string writer_path;
-  long index = -1, sampled = 0, without_face = 0;
+  long index = -1, read = 0, sampled = 0, without_face = 0;
   bool decode_failed = false;  // stopped on a frame that could not be read (not the end)
-  cv::Mat frame;
-  while (!g_interrupted) {
-    if (!cap.grab()) {  // grab() skips unsampled frames without converting them
-      decode_failed = total > 0 && index + 2 < total;  // the container said more frames follow
-      break;
+  const bool keep_image = names.enabled();
+  // Frames are read in order by whichever worker asks next (under the
+  // pipeline's lock); their detection runs in parallel.
+  DetectAhead<FrameJob> ahead(
+      pipeline_workers(), kAhead,
+      [&](FrameJob& job) {
+        if (g_interrupted || (o.max_frames > 0 && read >= o.max_frames)) return false;
+        for (;;) {
+          if (!cap.grab()) {  // grab() skips unsampled frames without converting them
+            decode_failed = total > 0 && index + 2 < total;  // the container said more frames follow
+            return false;
+          }
+          ++index;
+          if (index % o.every == 0) break;
+        }
+        if (!cap.retrieve(job.frame) || job.frame.empty()) {
+          decode_failed = true;
+          return false;
+        }
+        job.index = index;
+        ++read;
+        return true;
+      },
+      [&](FrameJob& job) {
+        Prepared p;
+        p.frame = job.index;
+        p.found = predictor.detect(job.frame);
+        for (auto& c : p.found.crops)
+          if (c.isSubmatrix()) c = c.clone();
+        if (keep_image) p.image = job.frame;
+        return p;
+      });
+  std::string failure;
+  auto emit = [&](Prepared& p, std::vector<infer::Face> faces) {
+    if (!failure.empty()) return;
+    if (!p.error.empty()) {  // as before the pipeline: the error ends this video
+      failure = p.error;
+      return;
     }
-    ++index;
-    if (index % o.every != 0) continue;
-    if (!cap.retrieve(frame) || frame.empty()) {
-      decode_failed = true;
-      break;
-    }
-    Record r{name, index, is_file ? index / fps : -1.0, predictor.predict(frame)};
+    Record r{name, p.frame, is_file ? p.frame / fps : -1.0, std::move(faces)};
     if (r.faces.empty()) ++without_face;
     out.write(r);
     ++sampled;
     t.faces += static_cast<long>(r.faces.size());
     if (names.enabled()) {
-      cv::Mat drawn = infer::draw_faces(frame, r.faces);
+      cv::Mat drawn = infer::draw_faces(p.image, r.faces);
       if (!writer.isOpened() && writer_path.empty()) {
         writer_path = names.video_path(annotate_rel, is_file ? name : "");
         writer.open(writer_path, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), std::max(1.0, fps / o.every), drawn.size());
@@ -261,9 +508,11 @@ void run_video(infer::Predictor& predictor, cv::VideoCapture& cap, const std::st
       }
       if (writer.isOpened()) writer.write(drawn);
     }
-    progress.update(index + 1);
-    if (o.max_frames > 0 && sampled >= o.max_frames) break;
+    progress.update(p.frame + 1);
+  };
+  while (failure.empty() && classify_ready(ahead, predictor, emit)) {
   }
+  if (!failure.empty()) throw Error(failure);  // reported by the caller, naming the video
   progress.update(index + 1, true);
   if (sampled == 0) {
     report_error(name + ": no frame could be read (not a video OpenCV can decode?)", t);
@@ -295,11 +544,22 @@ int run_predict(PredictCli& o) {
   if (!o.inputs.empty() && items.empty() && errors.empty()) log::warn("no image or video files found in the given folders");
 
   auto previous = std::signal(SIGINT, on_sigint);  // Ctrl-C ends a video or camera cleanly
-  for (const auto& in : items) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& in = items[i];
     if (g_interrupted) break;
+    // A run of consecutive images goes through the pipeline together.
+    size_t end = i + 1;
+    if (in.kind == infer::InputKind::image)
+      while (end < items.size() && items[end].kind == infer::InputKind::image) ++end;
     try {
       if (in.kind == infer::InputKind::image) {
-        run_image(predictor, in, out, names, t);
+        if (end - i == 1) {
+          run_image(predictor, in, out, names, t);
+        } else {
+          const size_t first = i;
+          i = end - 1;  // even when the output fails half-way: no image is predicted twice
+          run_images(predictor, items, first, end, out, names, t);
+        }
       } else {
         cv::VideoCapture cap;
         try {

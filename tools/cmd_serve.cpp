@@ -60,7 +60,7 @@ int run_serve(ServeOptions o) {
   infer::PredictOptions popt;
   popt.detector.kind = o.detector;
   popt.detector.min_face = o.min_face;
-  auto predictor = std::make_shared<infer::Predictor>(models::load_model(o.model, cli::globals().device), popt);
+  auto predictor = std::make_shared<infer::Predictor>(models::load_model_for_inference(o.model, cli::globals().device), popt);
   // One classification up front so the first request does not pay for
   // LibTorch's lazy initialisation.
   predictor->classify({cv::Mat(64, 64, CV_8UC3, cv::Scalar::all(128))});

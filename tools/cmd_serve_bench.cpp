@@ -64,7 +64,7 @@ int run_bench(BenchOptions o) {
     if (o.model.empty()) o.model = models::default_model_path();
     infer::PredictOptions popt;
     popt.detector.kind = o.detector;
-    auto predictor = std::make_shared<infer::Predictor>(models::load_model(o.model, cli::globals().device), popt);
+    auto predictor = std::make_shared<infer::Predictor>(models::load_model_for_inference(o.model, cli::globals().device), popt);
     predictor->classify({cv::Mat(64, 64, CV_8UC3, cv::Scalar::all(128))});
     serve::ServerOptions so;
     so.port = 0;

@@ -55,7 +55,8 @@ int run_train(TrainCli& o, CLI::App& app) {
   if (!o.resume_dir.empty()) {
     // Only what the user asked for now overrides the saved config.
     const int threads = app.get_option("--threads")->count() ? c.threads : g.threads;
-    r = train::resume(o.resume_dir, app.get_option("--epochs")->count() ? c.epochs : 0, coll, threads);
+    r = train::resume(o.resume_dir, app.get_option("--epochs")->count() ? c.epochs : 0, coll, threads,
+                      app.get_option("--teacher")->count() ? c.teacher : "");
   } else {
     r = train::train(c, coll);
   }
@@ -96,6 +97,15 @@ adcorre::cli::Registrar register_train({"train", "train a model (Ad-Corre or CE 
   app.add_flag("--no-adaptive", o->no_adaptive, "FD without the confusion-matrix weights");
   app.add_option("--window", c.window, "confusion window length N")->check(cli::at_least(1))->capture_default_str();
   app.add_option("--label-smoothing", c.label_smoothing, "CE label smoothing")->capture_default_str();
+  app.add_option("--teacher", c.teacher,
+                 "distil from this model file (ensembles too): its soft targets on each augmented batch; with "
+                 "--resume, the same teacher moved elsewhere");
+  app.add_option("--teacher-tta", c.teacher_tta, "--teacher: none | flip (the teacher averages the mirror image)")
+      ->capture_default_str();
+  app.add_option("--kd-temperature", c.kd_temperature, "--teacher: softmax temperature T (> 0)")->capture_default_str();
+  app.add_option("--kd-weight", c.kd_weight,
+                 "--teacher: weight W in [0, 1]: loss = (1-W) task + W T^2 KL(teacher || student)")
+      ->capture_default_str();
   app.add_option("--optimizer", c.optimizer, "adam | adamw | sgd")->capture_default_str();
   app.add_option("--lr", c.lr, "learning rate")->capture_default_str();
   app.add_option("--weight-decay", c.weight_decay, "weight decay (not on BN/biases)")->capture_default_str();

@@ -68,6 +68,7 @@ static void keep_freed_memory() {
 }
 
 int main(int argc, char** argv) {
+  adcorre::runtime::restart_with_passive_openmp_waits(argv);  // OpenMP threads sleep at barriers
   keep_freed_memory();
   // OpenCV's own cap on decoded pixels (default 2^30) covers every format,
   // TIFF and PNM too; match adcorre's limit (data::kMaxImagePixels) unless

@@ -35,7 +35,7 @@ struct Recognizer::Impl {
 
   void load(const std::string& path) {
     const std::string resolved = path.empty() ? models::default_model_path() : path;
-    auto loaded = models::load_model(resolved, opts.device);
+    auto loaded = models::load_model_for_inference(resolved, opts.device);
     auto next = std::make_unique<infer::Predictor>(loaded, predict_options(opts));
     model = std::move(loaded);
     predictor = std::move(next);

@@ -127,6 +127,41 @@ std::string markdown_report(const json& r) {
     md << "\n";
   }
 
+  if (r.contains("model") && r["model"].value("available", false)) {
+    const auto& p = r["model"];
+    md << "## model file: " << p.value("model", "?") << " (" << p.value("arch", "?") << ", "
+       << p.value("networks", 0) << " network(s), " << p.value("threads", 0) << " threads)\n\n";
+    md << "load average " << p.value("load_average", "?") << " at the start, " << p.value("load_average_end", "?")
+       << " at the end; faces: " << p.value("crops", "?") << "\n\n";
+    md << "| measurement | value |\n|---|---|\n";
+    auto row = [&](const char* what, const std::string& v) { md << "| " << what << " | " << v << " |\n"; };
+    auto per_face = [&](const json& m) { return m.is_null() ? std::string("-") : fmt(1000.0 * get(m, "median_s") / get(m, "items")) + " ms/face"; };
+    row("classify, batch 1 (Predictor::classify)", per_face(p.value("batch1", json())));
+    row("classify, batch 64", rate(p.value("batch64", json()), "faces/s"));
+    if (p.contains("batch1_1thread")) {
+      row("classify, batch 1, 1 thread", per_face(p["batch1_1thread"]));
+      row("classify, batch 64, 1 thread", rate(p["batch64_1thread"], "faces/s"));
+    }
+    row("forward, batch 1, BatchNorm folded", ms(p.value("folded_forward_batch1", json())));
+    row("forward, batch 1, not folded", ms(p.value("unfolded_forward_batch1", json())));
+    row("forward, batch 64, BatchNorm folded", rate(p.value("folded_forward_batch64", json()), "faces/s"));
+    row("forward, batch 64, not folded", rate(p.value("unfolded_forward_batch64", json()), "faces/s"));
+    if (p.contains("photo")) row("640x480 photo, one face (Predictor::predict)", ms(p["photo"]));
+    if (p.contains("folder")) {
+      const auto& f = p["folder"];
+      row("`predict --detector none` on a folder of crops, end to end",
+          fmt(get(f, "faces_per_s")) + " faces/s (" + fmt(get(f, "faces")) + " faces in " + fmt(get(f, "seconds")) +
+              " s; start-up " + fmt(get(f, "startup_s")) + " s; after it " + fmt(get(f, "faces_per_s_after_startup")) +
+              " faces/s)");
+    }
+    if (p.contains("video")) {
+      const auto& v = p["video"];
+      row("`predict --every 1` on a 640x480 MJPEG video, one face",
+          fmt(get(v, "frames_per_s")) + " frames/s end to end (" + fmt(get(v, "frames")) + " frames in " +
+              fmt(get(v, "seconds")) + " s; after start-up " + fmt(get(v, "frames_per_s_after_startup")) + " frames/s)");
+    }
+    md << "\n";
+  }
   if (r.contains("predict")) {
     const auto& p = r["predict"];
     md << "## predict: whole image\n\n";

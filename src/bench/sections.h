@@ -23,5 +23,7 @@ nlohmann::json cpp_loss(int B, int k, int d, int C, const Timing& t, bool backwa
 
 nlohmann::json loader_section(const BenchOptions& o, const models::ModelConfig& cfg, const Timing& batch_timing);
 nlohmann::json predict_section(const BenchOptions& o, const models::ModelConfig& cfg, const Timing& t);
+// The "model" section (bench/suite.h): o.model as predict runs it.
+nlohmann::json model_section(const BenchOptions& o, const Timing& latency, const Timing& throughput);
 
 }  // namespace adcorre::bench::detail

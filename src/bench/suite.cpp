@@ -19,7 +19,7 @@
 namespace adcorre::bench {
 using nlohmann::json;
 
-std::vector<std::string> section_names() { return {"inference", "training", "loss", "loader", "predict"}; }
+std::vector<std::string> section_names() { return {"inference", "training", "loss", "loader", "predict", "model"}; }
 
 void BenchOptions::apply_quick_defaults() {
   const BenchOptions d;
@@ -30,13 +30,15 @@ void BenchOptions::apply_quick_defaults() {
   if (min_time == d.min_time) min_time = 0;
   if (large_iters == d.large_iters) large_iters = 1;
   if (loader_images == d.loader_images) loader_images = 256;
+  if (crop_count == d.crop_count) crop_count = 32;
+  if (video_frames == d.video_frames) video_frames = 10;
 }
 
 void BenchOptions::validate() const {
   auto names = section_names();
   for (auto& s : sections)
     if (std::find(names.begin(), names.end(), s) == names.end())
-      throw Error("bench: unknown section '" + s + "' (known: inference, training, loss, loader, predict)");
+      throw Error("bench: unknown section '" + s + "' (known: inference, training, loss, loader, predict, model)");
   for (auto& p : presets) models::preset(p);  // throws naming the known presets
   check(batch >= 1, "bench: --batch must be >= 1");
   check(train_batch >= 2 && large_train_batch >= 2, "bench: training batches must be >= 2 (batch norm)");
@@ -44,6 +46,10 @@ void BenchOptions::validate() const {
   check(large_iters >= 1, "bench: --large-iters must be >= 1");
   check(loader_images >= 0, "bench: --loader-images must be >= 0");
   check(!out_dir.empty(), "bench: --out must not be empty");
+  check(crop_count >= 2, "bench: --crops-count must be >= 2");
+  check(video_frames >= 1, "bench: --video-frames must be >= 1");
+  if (std::find(sections.begin(), sections.end(), "model") != sections.end())
+    check(!model.empty(), "bench: the model section needs --model FILE");
 }
 
 namespace {
@@ -196,8 +202,9 @@ json run_benchmarks(const BenchOptions& in) {
 
   json r;
   r["schema"] = "adcorre-bench/1";
-  // Before anything runs: --threads N must hold for OpenBLAS too (see machine.h).
-  const int openblas_threads = limit_openblas_threads(runtime::threads());
+  // Before anything runs: OpenBLAS on one thread, as runtime::set_threads
+  // leaves it for every command (see runtime.cpp), so the numbers are adcorre's.
+  const int openblas_threads = limit_openblas_threads(1);
   r["machine"] = machine_info();
   r["machine"]["openblas_threads"] = openblas_threads;
   r["settings"] = {{"quick", o.quick},         {"presets", o.presets},           {"batch", o.batch},
@@ -296,6 +303,11 @@ json run_benchmarks(const BenchOptions& in) {
   if (want("predict")) {
     log::info("bench: predict on a 640x480 photo");
     r["predict"] = detail::predict_section(o, compact, small_plan(o).predict);
+  }
+  if (!o.model.empty() && want("model")) {
+    log::info("bench: the model file " + o.model);
+    const Plan plan = small_plan(o);
+    r["model"] = detail::model_section(o, plan.latency, plan.throughput);
   }
 
   r["python_side"] = {{"available", py.available}, {"interpreter", py.interpreter}, {"versions", versions}};

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "adcorre/data/preprocess.h"
+#include "adcorre/models/bn_fold.h"
 #include "adcorre/infer/face_align.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/runtime.h"
@@ -70,11 +71,14 @@ Predictor::Predictor(models::LoadedModel model, PredictOptions opts) : impl_(std
   auto params = impl_->model.net->parameters();
   if (!params.empty()) impl_->device = params.front().device();
   impl_->model.net->eval();
+  // Inference only from here: BatchNorm folded into the convolutions (a
+  // no-op when the caller loaded it with load_model_for_inference).
+  models::fold_batchnorm(*impl_->model.net);
 }
 
 Predictor Predictor::from_file(const std::string& model_path, PredictOptions opts, const std::string& device) {
   validate(opts);  // before the (slow) load, so a bad option fails fast
-  return Predictor(models::load_model(model_path, device), std::move(opts));
+  return Predictor(models::load_model_for_inference(model_path, device), std::move(opts));
 }
 
 Predictor::Predictor(Predictor&&) noexcept = default;
@@ -114,17 +118,26 @@ std::vector<std::vector<double>> Predictor::classify(const std::vector<cv::Mat>&
 std::vector<Face> Predictor::predict(const cv::Mat& image) { return predict(image, impl_->opts); }
 
 std::vector<Face> Predictor::predict(const cv::Mat& image, const PredictOptions& o) {
+  const auto found = detect(image, o);
+  if (found.boxes.empty()) return {};
+  return faces_from(found.boxes, classify(found.crops, o.tta));
+}
+
+DetectedFaces Predictor::detect(const cv::Mat& image) { return detect(image, impl_->opts); }
+
+DetectedFaces Predictor::detect(const cv::Mat& image, const PredictOptions& o) {
   check(!image.empty(), "predict: empty image");
   if (&o != &impl_->opts) validate(o);
-  std::vector<cv::Rect> boxes;
+  DetectedFaces found;
+  std::vector<cv::Rect>& boxes = found.boxes;
   {
     auto detector = impl_->borrow(o.detector);
     boxes = detector->detect(image);
     impl_->give_back(o.detector, std::move(detector));
   }
-  if (boxes.empty()) return {};
+  if (boxes.empty()) return found;
 
-  std::vector<cv::Mat> crops;
+  std::vector<cv::Mat>& crops = found.crops;
   crops.reserve(boxes.size());
   if (o.detector.kind == "none") {
     crops.push_back(image);  // already a face crop: no margin to add
@@ -132,8 +145,13 @@ std::vector<Face> Predictor::predict(const cv::Mat& image, const PredictOptions&
     std::shared_ptr<const FaceAligner> aligner = o.align ? FaceAligner::shared() : nullptr;
     for (const auto& b : boxes) crops.push_back(crop_face(image, b, o.margin, aligner ? aligner->eye_angle(image, b) : 0.0));
   }
+  return found;
+}
 
-  const auto probs = classify(crops, o.tta);
+std::vector<Face> Predictor::faces_from(const std::vector<cv::Rect>& boxes,
+                                        const std::vector<std::vector<double>>& probs) const {
+  check(boxes.size() == probs.size(), "faces_from: " + std::to_string(boxes.size()) + " boxes for " +
+                                          std::to_string(probs.size()) + " probability vectors");
   const auto& names = impl_->model.config.class_names;
   std::vector<Face> faces(boxes.size());
   for (size_t i = 0; i < boxes.size(); ++i) {

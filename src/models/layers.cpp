@@ -4,6 +4,18 @@
 
 #include <torch/torch.h>
 
+// LibTorch 1.13 defines this member in libtorch without exporting it: a class
+// derived from BatchNorm2dImpl (FoldableBatchNorm2dImpl) needs it for its
+// construction vtable, so it is defined here, printing what LibTorch's does.
+namespace torch::nn {
+template <>
+void BatchNormImplBase<2, BatchNorm2dImpl>::pretty_print(std::ostream& stream) const {
+  stream << "torch::nn::BatchNorm2d(" << options.num_features() << ", eps=" << options.eps()
+         << ", momentum=" << options.momentum().value_or(0.1) << ", affine=" << options.affine()
+         << ", track_running_stats=" << options.track_running_stats() << ")";
+}
+}  // namespace torch::nn
+
 namespace adcorre::models {
 namespace F = torch::nn::functional;
 
@@ -62,8 +74,39 @@ torch::Tensor avg_pool_tf(const torch::Tensor& x, int64_t kernel, int64_t stride
   return F::avg_pool2d(padded, opts) / F::avg_pool2d(ones, opts);
 }
 
-torch::nn::BatchNorm2d make_bn(int64_t channels, double eps, double momentum) {
-  return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).eps(eps).momentum(momentum));
+FoldableBatchNorm2d make_bn(int64_t channels, double eps, double momentum) {
+  return FoldableBatchNorm2d(torch::nn::BatchNorm2dOptions(channels).eps(eps).momentum(momentum));
+}
+
+torch::Tensor FoldableBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  if (!folded_) return torch::nn::BatchNorm2dImpl::forward(x);
+  TORCH_CHECK(!is_training(), "a BatchNorm folded for inference cannot train (load the model without folding)");
+  return x;
+}
+
+void FoldableBatchNorm2dImpl::mark_folded() {
+  torch::NoGradGuard ng;
+  // gamma = 1, beta = 0, mean = 0, var + eps = 1: the identity, so folding
+  // this layer again (or exporting it to ONNX) leaves the convolution as it is.
+  if (weight.defined()) weight.fill_(1);
+  if (bias.defined()) bias.zero_();
+  if (running_mean.defined()) running_mean.zero_();
+  if (running_var.defined()) running_var.fill_(1.0 - options.eps());
+  folded_ = true;
+}
+
+FoldedConv fold_batchnorm_into_conv(const torch::Tensor& weight, const torch::Tensor& bias,
+                                    const torch::nn::BatchNorm2dImpl& bn) {
+  torch::NoGradGuard ng;
+  auto w = weight.detach().to(torch::kCPU, torch::kDouble);
+  auto var = bn.running_var.detach().to(torch::kCPU, torch::kDouble);
+  auto mean = bn.running_mean.detach().to(torch::kCPU, torch::kDouble);
+  auto scale = (var + bn.options.eps()).rsqrt();
+  if (bn.weight.defined()) scale = scale * bn.weight.detach().to(torch::kCPU, torch::kDouble);
+  auto b = bias.defined() ? bias.detach().to(torch::kCPU, torch::kDouble) : torch::zeros_like(mean);
+  b = (b - mean) * scale;
+  if (bn.bias.defined()) b = b + bn.bias.detach().to(torch::kCPU, torch::kDouble);
+  return {w * scale.view({-1, 1, 1, 1}), b};
 }
 
 torch::Tensor l2_normalize(const torch::Tensor& x) {

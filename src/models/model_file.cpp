@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "adcorre/keras/hdf5.h"
+#include "adcorre/models/bn_fold.h"
 #include "adcorre/keras/xception_mapping.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
@@ -93,6 +94,10 @@ std::string first_non_finite_tensor(FerModelImpl& net) {
 }
 
 void save_model(const std::string& path, const ModelConfig& config, FerModelImpl& net, WeightStorage storage) {
+  if (has_folded_batchnorm(net))
+    throw Error("refusing to write model file " + path +
+                ": its BatchNorm layers are folded for inference (the convolutions' biases have no place in the file); "
+                "save the network as loaded by load_model");
   if (auto bad = first_non_finite_tensor(net); !bad.empty())
     throw Error("refusing to write model file " + path + ": tensor '" + bad +
                 "' has NaN or infinite values (a diverged run or a damaged source)");
@@ -174,14 +179,23 @@ LoadedModel load_model(const std::string& path, const std::string& device) {
   }
   c10::IValue sum, text;
   if (archive.try_read("checksum", sum) && sum.isString() && archive.try_read("config_json", text)) {
-    if (checksum_of(text.toStringRef(), *m.net) != sum.toStringRef())
+    m.checksum = checksum_of(text.toStringRef(), *m.net);
+    if (m.checksum != sum.toStringRef())
       throw Error("model file " + path + " is corrupt: its checksum does not match its contents");
+  } else {
+    m.checksum = checksum_of(m.config.to_json().dump(), *m.net);  // files written before checksums
   }
   if (auto bad = first_non_finite_tensor(*m.net); !bad.empty())
     throw Error("model file " + path + " has NaN or infinite values in tensor '" + bad + "'; it cannot give predictions");
   m.net->to(torch::Device(device));
   if (device == "cpu") to_channels_last(*m.net);
   m.net->eval();
+  return m;
+}
+
+LoadedModel load_model_for_inference(const std::string& path, const std::string& device) {
+  auto m = load_model(path, device);
+  fold_batchnorm(*m.net);
   return m;
 }
 

@@ -45,7 +45,7 @@ class BottleneckImpl : public torch::nn::Module {
     return torch::relu(y + (downsample ? downsample->forward(x) : x));
   }
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  FoldableBatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(Bottleneck);
@@ -76,7 +76,7 @@ class ResNet50Impl : public torch::nn::Module {
     return y.mean({2, 3});  // global average pooling
   }
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  FoldableBatchNorm2d bn1{nullptr};
   std::vector<torch::nn::Sequential> layers;
   int64_t feature_dim = 0;
 };

@@ -66,7 +66,7 @@ XceptionImpl::XceptionImpl(const ModelConfig& cfg) : impl_(std::make_shared<Impl
   for (int m = 0; m < cfg.middle_blocks; ++m) {
     const std::string p = "block" + std::to_string(block);
     std::vector<SeparableConv2d> convs;
-    std::vector<torch::nn::BatchNorm2d> bns;
+    std::vector<FoldableBatchNorm2d> bns;
     for (int i = 1; i <= 3; ++i) {
       convs.push_back(register_module(p + "_sepconv" + std::to_string(i), SeparableConv2d(c_in, c_in)));
       bns.push_back(register_module(p + "_sepconv" + std::to_string(i) + "_bn", make_bn(c_in, eps, mom)));

@@ -96,14 +96,9 @@ class Emitter {
     auto w = c.weight.detach().to(torch::kDouble);
     torch::Tensor b = c.bias.defined() ? c.bias.detach().to(torch::kDouble) : torch::Tensor();
     if (!bn_name.empty()) {
-      auto& bn = get<nn::BatchNorm2dImpl>(bn_name);
-      auto var = bn.running_var.detach().to(torch::kDouble), mean = bn.running_mean.detach().to(torch::kDouble);
-      auto scale = (var + bn.options.eps()).rsqrt();
-      if (bn.weight.defined()) scale = scale * bn.weight.detach().to(torch::kDouble);
-      if (!b.defined()) b = torch::zeros_like(mean);
-      b = (b - mean) * scale;
-      if (bn.bias.defined()) b = b + bn.bias.detach().to(torch::kDouble);
-      w = w * scale.view({-1, 1, 1, 1});
+      auto folded = models::fold_batchnorm_into_conv(c.weight, c.bias, get<nn::BatchNorm2dImpl>(bn_name));
+      w = folded.weight;
+      b = folded.bias;
     }
     std::vector<std::string> inputs{x.name, constant(conv_name + ".weight", w)};
     if (b.defined()) inputs.push_back(constant(conv_name + ".bias", b));

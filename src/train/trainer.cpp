@@ -21,6 +21,7 @@
 #include "adcorre/models/model_file.h"
 #include "adcorre/train/amp.h"
 #include "adcorre/train/data_parallel.h"
+#include "adcorre/train/distill.h"
 #include "adcorre/train/lr_schedule.h"
 #include "adcorre/train/optimizer_factory.h"
 #include "adcorre/train/progress.h"
@@ -137,10 +138,12 @@ struct RunState {
 struct EpochSums {
   double total = 0, ce = 0, fd = 0, md = 0, ed = 0;
   int64_t correct = 0, seen = 0, steps = 0;
-  static constexpr int64_t kFields = 8;
+  double kd = 0;  // the distillation term (train/distill.h); 0 without a teacher
+  static constexpr int64_t kFields = 9;
+  static constexpr int64_t kFieldsBeforeKd = 8;  // checkpoints of adcorre before --teacher
   at::Tensor to_tensor() const {
     return torch::tensor({total, ce, fd, md, ed, static_cast<double>(correct), static_cast<double>(seen),
-                          static_cast<double>(steps)}, torch::kDouble);
+                          static_cast<double>(steps), kd}, torch::kDouble);
   }
   static EpochSums from_tensor(const at::Tensor& t) {
     auto v = t.contiguous();
@@ -148,6 +151,7 @@ struct EpochSums {
     EpochSums e;
     e.total = d[0], e.ce = d[1], e.fd = d[2], e.md = d[3], e.ed = d[4];
     e.correct = static_cast<int64_t>(d[5]), e.seen = static_cast<int64_t>(d[6]), e.steps = static_cast<int64_t>(d[7]);
+    if (v.numel() > kFieldsBeforeKd) e.kd = d[8];
     return e;
   }
 };
@@ -244,6 +248,12 @@ class Run {
       ema_.net->eval();
     }
     opt_ = make_optimizer(cfg_, *net_);
+    if (!cfg_.teacher.empty()) {
+      teacher_ = std::make_unique<Teacher>(cfg_.teacher, cfg_.teacher_tta, mcfg_, device_);
+      log::info("distilling from teacher " + cfg_.teacher + " (" + teacher_->checksum() + "), tta " +
+                cfg_.teacher_tta + ", temperature " + std::to_string(cfg_.kd_temperature) + ", weight " +
+                std::to_string(cfg_.kd_weight));
+    }
 
     loss::AdCorreOptions lo;
     lo.num_classes = mcfg_.num_classes();
@@ -361,6 +371,8 @@ class Run {
     a.write("rank_states", rank_states);
     a.write("epoch_sums", rank_sums);
     if (scaler_.enabled()) a.write("grad_scaler", scaler_.state());
+    // Which teacher the run distils from: resume refuses another model.
+    if (teacher_) a.write("teacher_checksum", c10::IValue(teacher_->checksum()));
     fs::save_archive_atomic(a, checkpoint_path(), "checkpoint");
   }
 
@@ -376,10 +388,30 @@ class Run {
                 checkpoint_path() + " is kept");
   }
 
-  void load_checkpoint() {
+  // The teacher of a resumed run must be the model the run started with
+  // (the same file contents, wherever it lies now); `started_with` is the
+  // teacher path in the checkpoint's config.
+  void check_same_teacher(torch::serialize::InputArchive& a, const std::string& started_with) {
+    c10::IValue saved;
+    const bool had = a.try_read("teacher_checksum", saved) && saved.isString();
+    if (!teacher_ && !had) return;
+    if (!teacher_)
+      throw Error("checkpoint " + checkpoint_path() + " was written by a run distilling from teacher " + started_with +
+                  ", but no teacher is given now");
+    if (!had)
+      throw Error("checkpoint " + checkpoint_path() + " was written by a run without a teacher; it cannot resume with teacher " +
+                  teacher_->path());
+    if (saved.toStringRef() != teacher_->checksum())
+      throw Error("teacher " + teacher_->path() + " (checksum " + teacher_->checksum() +
+                  ") is not the model the run in " + run_dir_ + " started with: teacher " + started_with + " (checksum " +
+                  saved.toStringRef() + ")" + (teacher_->path() == started_with ? ", the file has changed since" : ""));
+  }
+
+  void load_checkpoint(const std::string& teacher_started_with) {
     torch::serialize::InputArchive a;
     fs::load_archive_verified(a, checkpoint_path(), "checkpoint");
     check_group_size(a, checkpoint_path(), *coll_);
+    check_same_teacher(a, teacher_started_with);
     torch::serialize::InputArchive m, o;
     a.read("model", m);
     load_module_state(m, *net_, "model");
@@ -415,7 +447,8 @@ class Run {
     if (scaler_.enabled() && a.try_read("grad_scaler", scaler_state)) scaler_.load_state(scaler_state);
     at::Tensor rank_sums;  // absent in checkpoints of adcorre before 2026-11-28: the epoch's sums restart
     if (a.try_read("epoch_sums", rank_sums) && st_.step_in_epoch > 0) {
-      check(rank_sums.dim() == 2 && rank_sums.size(0) == coll_->world_size() && rank_sums.size(1) == EpochSums::kFields,
+      check(rank_sums.dim() == 2 && rank_sums.size(0) == coll_->world_size() &&
+                (rank_sums.size(1) == EpochSums::kFields || rank_sums.size(1) == EpochSums::kFieldsBeforeKd),
             "checkpoint " + checkpoint_path() + ": epoch_sums has the wrong shape");
       sums_ = EpochSums::from_tensor(rank_sums[coll_->rank()].to(torch::kDouble));
     }
@@ -460,6 +493,10 @@ class Run {
                       {"metrics", metrics}, {"command", cfg_.command}, {"loss", cfg_.loss},
                       {"seed", cfg_.seed}, {"date", now_iso()}, {"adcorre_version", ADCORRE_VERSION},
                       {"ema", cfg_.ema}};
+    if (teacher_)
+      cfg.provenance["teacher"] = {{"path", cfg_.teacher}, {"checksum", teacher_->checksum()},
+                                   {"tta", cfg_.teacher_tta}, {"temperature", cfg_.kd_temperature},
+                                   {"weight", cfg_.kd_weight}};
     models::save_model((sfs::path(run_dir_) / name).string(), cfg, net);
   }
 
@@ -495,18 +532,21 @@ class Run {
       if (st_.step_in_epoch == 0) sums_ = EpochSums{};
       double &sum_total = sums_.total, &sum_ce = sums_.ce, &sum_fd = sums_.fd, &sum_md = sums_.md, &sum_ed = sums_.ed;
       int64_t &correct = sums_.correct, &seen = sums_.seen, &n_steps = sums_.steps;
+      double& sum_kd = sums_.kd;
       const int64_t seen_before = seen;  // images of this epoch done before a resume (not in img/s)
       // The running sums live on the device (total, ce, fd, md, ed, correct,
-      // float64): adding a step's values there needs no host sync. They are
+      // kd, float64): adding a step's values there needs no host sync. They are
       // read back (a copy, so the additions are the same as on the host) at
       // log lines, checkpoints and the epoch's end.
-      at::Tensor dev_sums = torch::tensor({sum_total, sum_ce, sum_fd, sum_md, sum_ed, static_cast<double>(correct)},
-                                          torch::kDouble).to(dev);
+      at::Tensor dev_sums =
+          torch::tensor({sum_total, sum_ce, sum_fd, sum_md, sum_ed, static_cast<double>(correct), sum_kd}, torch::kDouble)
+              .to(dev);
       auto read_sums = [&] {
         auto h = dev_sums.cpu();
         const double* v = h.data_ptr<double>();
         sum_total = v[0], sum_ce = v[1], sum_fd = v[2], sum_md = v[3], sum_ed = v[4];
         correct = static_cast<int64_t>(v[5]);
+        sum_kd = v[6];
       };
       auto diverged = [&](double tv, int64_t step) {
         return Error("loss became " + std::to_string(tv) + " at epoch " + std::to_string(st_.epoch + 1) + " step " +
@@ -547,6 +587,12 @@ class Run {
               logits, y, torch::nn::functional::CrossEntropyFuncOptions().weight(class_weights_).label_smoothing(cfg_.label_smoothing));
           total = total + loss_->options().ce_weight() * (wce - terms.ce);
         }
+        at::Tensor kd;
+        if (teacher_) {
+          // The teacher scores the very batch (augmentation included) the student sees.
+          kd = distillation_loss(logits, teacher_->log_probs(x), cfg_.kd_temperature);
+          total = (1 - cfg_.kd_weight) * total + cfg_.kd_weight * kd;
+        }
         // On the CPU the check costs nothing and names the step; on a GPU it
         // would stall the queue every step, so there the sums are checked
         // where they are read (a NaN/Inf loss makes them NaN/Inf).
@@ -574,7 +620,8 @@ class Run {
         dev_sums.add_(torch::stack({total.detach().to(torch::kDouble), terms.ce.detach().to(torch::kDouble),
                                     terms.fd.detach().to(torch::kDouble), terms.md.detach().to(torch::kDouble),
                                     terms.ed.detach().to(torch::kDouble),
-                                    logits.argmax(1).eq(y).sum().to(torch::kDouble)}));
+                                    logits.argmax(1).eq(y).sum().to(torch::kDouble),
+                                    kd.defined() ? kd.detach().to(torch::kDouble) : torch::zeros({}, dev_sums.options())}));
         seen += y.size(0);
         n_steps++;
         st_.global_step++;
@@ -586,10 +633,12 @@ class Run {
           if (!std::isfinite(sum_total)) throw diverged(sum_total, s + 1);
         }
         if (progress.due(s)) {
-          char fields[200];
-          std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f", sum_total / n_steps,
-                        sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps, sum_ed / n_steps,
-                        static_cast<double>(correct) / seen);
+          char fields[240];
+          const int len = std::snprintf(fields, sizeof fields, "loss %.3f ce %.3f fd %.3f md %.3f ed %.3f acc %.3f",
+                                        sum_total / n_steps, sum_ce / n_steps, sum_fd / n_steps, sum_md / n_steps,
+                                        sum_ed / n_steps, static_cast<double>(correct) / seen);
+          if (teacher_ && len > 0 && len < static_cast<int>(sizeof fields))
+            std::snprintf(fields + len, sizeof fields - len, " kd %.3f", sum_kd / n_steps);
           progress.update(s, (seen - seen_before) * coll_->world_size(), fields);
         }
         if (checkpoint_now) {
@@ -601,7 +650,7 @@ class Run {
       if (!std::isfinite(sum_total)) throw diverged(sum_total, steps_per_epoch_);
       // Group-wide training metrics and batch-norm running statistics (the
       // mean over ranks, see docs/distributed.md).
-      mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed});
+      mean_over_ranks(*coll_, {&sum_total, &sum_ce, &sum_fd, &sum_md, &sum_ed, &sum_kd});
       sum_counts_over_ranks(*coll_, {&correct, &seen});
       average_running_stats(*coll_, *net_, ema_.net.get());
       refuse_non_finite_weights(steps_per_epoch_);
@@ -614,6 +663,7 @@ class Run {
                             {"train_ed", n_steps ? sum_ed / n_steps : 0},
                             {"train_accuracy", seen ? static_cast<double>(correct) / seen : 0},
                             {"seconds", run_seconds()}};
+      if (teacher_) rec["train_kd"] = n_steps ? sum_kd / n_steps : 0;
       double val_acc = rec["train_accuracy"];
       if (val_.size() > 0) {
         auto m = evaluate_sharded(eval_net, mcfg_, val_, device_, *coll_);
@@ -677,6 +727,7 @@ class Run {
   Ema ema_;
   std::unique_ptr<torch::optim::Optimizer> opt_;
   std::unique_ptr<loss::AdCorreLoss> loss_;
+  std::unique_ptr<Teacher> teacher_;  // --teacher, else null
   data::AugmentOptions aug_;
   at::Generator gen_;
   at::Tensor class_weights_;
@@ -705,7 +756,8 @@ static std::string open_run_checkpoint(const std::string& run_dir, torch::serial
   return ckpt;
 }
 
-TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective, int threads) {
+TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Collective> collective, int threads,
+                   const std::string& teacher) {
   torch::serialize::InputArchive a;
   open_run_checkpoint(run_dir, a, "no checkpoint to resume");
   c10::IValue v;
@@ -714,9 +766,11 @@ TrainResult resume(const std::string& run_dir, int epochs, std::shared_ptr<Colle
   cfg.out = run_dir;
   if (epochs > 0) cfg.epochs = epochs;
   if (threads > 0) cfg.threads = threads;
+  const std::string teacher_started_with = cfg.teacher;
+  if (!teacher.empty()) cfg.teacher = teacher;  // the same model, moved (checked against the checkpoint)
   Run run(cfg, std::move(collective));
   run.setup(true);
-  run.load_checkpoint();
+  run.load_checkpoint(teacher_started_with);
   return run.loop();
 }
 

@@ -1,6 +1,9 @@
 #include "adcorre/util/runtime.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
@@ -16,11 +19,19 @@ namespace adcorre::runtime {
 void set_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
-  // OpenBLAS keeps its own thread pool, which torch::set_num_threads does not
-  // size: without this a --threads 1 run still spins a second BLAS thread
-  // (measured by the benchmarks). Looked up at run time so that any BLAS links.
+  // OpenBLAS keeps its own pthread pool beside LibTorch's OpenMP pool, and
+  // torch::set_num_threads does not size it. It runs on ONE thread, whatever n:
+  // here BLAS only does small products (the heads' linear layers, and the
+  // convolutions LibTorch 1.13 does not give oneDNN: batch 1, no groups,
+  // fewer than 20480 input values, i.e. a face's deeper layers), too small to
+  // split, and OpenBLAS's idle threads busy-wait for a while after each call:
+  // with a second BLAS thread spinning against the caller, `predict` with
+  // --threads 2 was slower than with --threads 1 (docs/benchmarks.md,
+  // "threads"). The parallel work (oneDNN's convolutions, ATen's kernels)
+  // goes through OpenMP, which n sizes. Looked up at run time so that any
+  // BLAS links.
   using SetFn = void (*)(int);
-  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
 }
 int threads() { return torch::get_num_threads(); }
 
@@ -52,6 +63,22 @@ SmallWorkOnOneThread::SmallWorkOnOneThread(long work_items, long parallel_from) 
 
 SmallWorkOnOneThread::~SmallWorkOnOneThread() {
   if (previous_ > 0) openmp().set(previous_);
+}
+
+bool restart_with_passive_openmp_waits(char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main), so
+  // the only way to change it from inside is to start again with it set.
+  // Why: with the default (active) policy each OpenMP thread spins at every
+  // barrier; on this project's 2-core machines, shared with other work and
+  // with adcorre's own decoding threads, the spinning threads take the cores
+  // the others need: `predict --detector none` on 200 crops took 47 s with
+  // --threads 2 and 10 s with OMP_WAIT_POLICY=PASSIVE (1 thread: 10 s;
+  // docs/benchmarks.md, "threads"). A user's own setting is kept.
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::thread::hardware_concurrency() <= 1) return false;
+  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return false;
+  execv("/proc/self/exe", argv);
+  unsetenv("OMP_WAIT_POLICY");  // exec failed: carry on as we are
+  return false;
 }
 
 std::string resolve_device(const std::string& name) {

@@ -12,7 +12,14 @@
 //   loader     FER-2013 decode into the cache (build_cache) and batch assembly
 //              + strong augmentation, in img/s;
 //   predict    whole-image latency (detection + classification) on a 640x480
-//              photo with one face.
+//              photo with one face;
+//   model      (--model FILE) the speed of a real model file, as predict runs
+//              it (BatchNorm folded): batch-1 latency and batch-64 throughput
+//              of Predictor::classify at the run's threads and at 1 thread,
+//              the unfolded network beside it, `adcorre predict --detector
+//              none` on a folder of face crops (faces/s end to end, and after
+//              start-up), a 640x480 photo with one face (ms), and
+//              `adcorre predict` on a 640x480 MJPEG video (frames/s).
 // The Python counterparts (bench/python/, PyTorch and numpy) run as
 // subprocesses in the same run; each pair gets a speedup = Python time /
 // adcorre time (> 1: adcorre faster). Targets are recorded, never asserted.
@@ -45,6 +52,11 @@ struct BenchOptions {
   bool no_python = false;
   std::string data;                   // FER-2013 train folder (empty: <shared>/data/fer2013/train)
   std::string image;                  // predict photo source (empty: examples/astronaut.jpg or skimage's)
+  std::string model;                  // model file of the "model" section (empty: that section is skipped)
+  std::string crops;                  // folder of face crops for it (empty: <shared>/data/fer2013/val)
+  int crop_count = 1000;              // crops predicted end to end (quick: 32)
+  int video_frames = 100;             // frames of the 640x480 test video (quick: 10)
+  std::string adcorre_binary;         // the CLI that runs the end-to-end rows (empty: those rows are skipped)
   uint64_t seed = 1;
 
   // Applies the quick-mode defaults to fields left at their defaults.

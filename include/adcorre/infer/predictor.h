@@ -1,7 +1,7 @@
 // Predictor: image -> every face's box, label and class probabilities.
 // detector -> crop with margin (optional eye alignment) -> model input
 // (data::images_to_input, exactly as in training) -> one batch per image ->
-// softmax. Thread-safe: predict() and classify() may be called from several
+// softmax. Thread-safe: predict(), detect() and classify() may be called from several
 // threads at once (the HTTP service does); each call borrows a detector from
 // a pool, the model itself is read-only in eval mode.
 #pragma once
@@ -29,6 +29,14 @@ struct PredictOptions {
 // Throws adcorre::Error naming the bad field (margin < 0, unknown tta, ...).
 void validate(const PredictOptions& opts);
 
+// The faces of one image found and cropped, not yet classified: what
+// predict() does before classify(). crops[i] is the model's view of
+// boxes[i] (margin, alignment); a crop may share the image's pixels.
+struct DetectedFaces {
+  std::vector<cv::Rect> boxes;  // largest first
+  std::vector<cv::Mat> crops;
+};
+
 class Predictor {
  public:
   // Validates opts; loads nothing else (detectors are made on first use).
@@ -43,6 +51,15 @@ class Predictor {
   // Throws adcorre::Error for an empty image.
   std::vector<Face> predict(const cv::Mat& image);
   std::vector<Face> predict(const cv::Mat& image, const PredictOptions& per_call);
+  // predict() in two steps, so that a caller can detect several images at
+  // once (on other threads: detect is thread-safe) and classify all their
+  // faces as one batch: predict(image) == faces_from(d.boxes, classify(d.crops))
+  // with d = detect(image).
+  DetectedFaces detect(const cv::Mat& image);
+  DetectedFaces detect(const cv::Mat& image, const PredictOptions& per_call);
+  // Faces (box, label, score, probs) from detect's boxes and classify's
+  // probabilities of their crops, in the same order.
+  std::vector<Face> faces_from(const std::vector<cv::Rect>& boxes, const std::vector<std::vector<double>>& probs) const;
   // Classifies already-cropped faces (any size, gray/BGR/BGRA) as one batch;
   // one probability vector per face, in class_names order.
   std::vector<std::vector<double>> classify(const std::vector<cv::Mat>& faces);

@@ -23,6 +23,9 @@ namespace adcorre::models {
 struct LoadedModel {
   ModelConfig config;
   FerModel net;
+  // The file's checksum of its config and weights (16 hex digits): two files
+  // with the same checksum hold the same model.
+  std::string checksum;
 };
 
 // The name of the first parameter or buffer of `net` with a NaN or infinite
@@ -33,6 +36,10 @@ void save_model(const std::string& path, const ModelConfig& config, FerModelImpl
                 WeightStorage storage = WeightStorage::Float32);
 // Loads, moves to `device`, channels_last on CPU, eval mode.
 LoadedModel load_model(const std::string& path, const std::string& device = "cpu");
+// load_model, then BatchNorm folded into the convolutions (models/bn_fold.h):
+// what predict, eval, serve, embed and the library run. Not for training,
+// fine-tuning or saving (save_model refuses a folded network).
+LoadedModel load_model_for_inference(const std::string& path, const std::string& device = "cpu");
 // Reads only the config (fast; for `info`).
 ModelConfig read_model_config(const std::string& path);
 

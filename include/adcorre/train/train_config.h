@@ -27,6 +27,14 @@ struct TrainConfig {
   int window = 1000;
   double label_smoothing = 0.0;
 
+  // Knowledge distillation (train/distill.h): a teacher model file (empty:
+  // none), its test-time augmentation, the temperature T and the weight W of
+  // the distillation term: loss = (1 - W) task + W T^2 KL(teacher || student).
+  std::string teacher;
+  std::string teacher_tta = "none";  // none | flip
+  double kd_temperature = 4.0;
+  double kd_weight = 0.7;
+
   // Optimisation.
   std::string optimizer = "adam";    // adam | adamw | sgd
   double lr = 1e-3, weight_decay = 0.0, momentum = 0.9;

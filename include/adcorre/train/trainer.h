@@ -39,8 +39,12 @@ TrainResult train(const TrainConfig& cfg, std::shared_ptr<Collective> collective
 // `epochs` > 0 changes the total number of epochs.
 // `threads` > 0 replaces the saved thread count (a run started on an idle
 // machine may have to continue on a busy one, or the other way round).
+// `teacher` non-empty replaces the saved --teacher path (a teacher file that
+// moved); its contents must be the model the run started with, else
+// adcorre::Error names both files. A run distilling from a teacher resumes
+// as exactly as one without (the teacher draws no random numbers).
 TrainResult resume(const std::string& run_dir, int epochs = 0, std::shared_ptr<Collective> collective = nullptr,
-                   int threads = 0);
+                   int threads = 0, const std::string& teacher = "");
 
 // Writes a model file from a run's checkpoint: its current raw weights, or
 // its EMA weights when `ema` (and the run used --ema). Provenance names the

@@ -7,7 +7,8 @@ namespace c10 { struct Device; }
 
 namespace adcorre::runtime {
 
-// Sets LibTorch's intra-op threads and OpenBLAS's pool (n <= 0: all cores).
+// Sets LibTorch's intra-op (OpenMP) threads to n (n <= 0: all cores) and
+// OpenBLAS's own pool to one thread (see runtime.cpp for why).
 // LibTorch defaults to ONE thread here, so every entry point must call this.
 void set_threads(int n);
 int threads();
@@ -27,6 +28,14 @@ class SmallWorkOnOneThread {
  private:
   int previous_ = 0;  // 0: nothing changed
 };
+
+// For a program's main(), before anything else: when OMP_WAIT_POLICY is not
+// set (and the machine has more than one core), sets it to PASSIVE and
+// re-executes the program with the same arguments (same process id), since
+// the OpenMP runtime reads it only when it loads. Returns false when it did
+// not restart (the variable was set, or exec failed); it does not return
+// when it restarted. Why: see runtime.cpp.
+bool restart_with_passive_openmp_waits(char** argv);
 
 // Parses "cpu" / "cuda" / "cuda:N"; throws adcorre::Error with a clear
 // message when CUDA is asked for and this LibTorch has none.
