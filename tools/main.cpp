@@ -36,7 +36,7 @@ Registrar::Registrar(Command c) { registry().push_back(std::move(c)); }
 static const bool kMissingRegistered = [] {
   for (const char* name : {"bench", "data-check", "embed", "pack", "plot", "predict", "serve", "serve-bench"})
     registry().push_back({name, "(not in this build: ADCORRE_MINIMAL, without OpenCV)", [name](CLI::App& app) {
-                            app.allow_extras();
+                            app.prefix_command();  // everything after the name is its (unparsed) arguments
                             return std::function<int()>([name] {
                               throw Error(std::string("`adcorre ") + name +
                                           "` is not in this build: it was built with ADCORRE_MINIMAL (LibTorch only, "
