@@ -24,6 +24,10 @@ struct DetectorOptions {
   int min_face = 40;          // pixels, in the original image (smaller faces carry little expression
                               // for a 48 px model; 24 doubles the Haar time on 640x480)
   int max_side = 1280;        // larger images are downscaled for detection; boxes are mapped back
+  // Detector tuning, measured on scenes made from TRAINING images (docs/predict.md):
+  int cascade_neighbors = 5;       // haar/lbp: OpenCV's minNeighbors (fewer: more faces, more false ones)
+  double cascade_step = 1.1;       // haar/lbp: scale step between pyramid levels (> 1)
+  double dlib_threshold = 0.0;     // dlib: added to the SVM threshold (negative: more faces, more false ones)
 };
 
 class FaceDetector {
