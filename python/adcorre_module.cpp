@@ -151,7 +151,7 @@ PYBIND11_MODULE(adcorre, m) {
              py::gil_scoped_release unlocked;
              return std::make_unique<Recognizer>(std::move(o));
            }),
-           py::arg("model") = py::none(), py::arg("detector") = "haar", py::arg("min_face") = 40,
+           py::arg("model") = py::none(), py::arg("detector") = adcorre::infer::default_detector_kind(), py::arg("min_face") = 40,
            py::arg("max_side") = 1280, py::arg("margin") = py::none(), py::arg("align") = false, py::arg("tta") = "none",
            py::arg("device") = "cpu",
            "model: an adcorre model file (None: the shipped FER-2013 model). detector: haar | lbp | dlib | none "

@@ -85,6 +85,8 @@ double detection_scale(cv::Size size, int max_side) {
   return static_cast<double>(max_side) / longer;
 }
 
+std::string default_detector_kind() { return dlib_available() ? "dlib" : "haar"; }
+
 std::vector<std::string> detector_kinds() {
   std::vector<std::string> kinds{"haar", "lbp"};
   if (dlib_available()) kinds.push_back("dlib");
