@@ -68,7 +68,7 @@ void BM_ClassifyOneFace(benchmark::State& state) {
   auto& p = predictor();
   auto faces = p.predict(photo_640x480());
   if (faces.size() != 1) state.SkipWithError("the sample face was not found");
-  const cv::Mat crop = infer::crop_face(photo_640x480(), faces.empty() ? cv::Rect(0, 0, 100, 100) : faces[0].box, p.options().margin);
+  const cv::Mat crop = infer::crop_for_model(photo_640x480(), faces.empty() ? cv::Rect(0, 0, 100, 100) : faces[0].box, p.options());
   for (auto _ : state) benchmark::DoNotOptimize(p.classify({crop}));
 }
 BENCHMARK(BM_ClassifyOneFace)->Unit(benchmark::kMillisecond)->MinTime(2.0);

@@ -137,7 +137,7 @@ PYBIND11_MODULE(adcorre, m) {
 
   py::class_<Recognizer>(m, "Recognizer",
                          "Loads a model once; finds every face in an image and classifies its expression.")
-      .def(py::init([](const py::object& model, const std::string& detector, int min_face, int max_side, double margin,
+      .def(py::init([](const py::object& model, const std::string& detector, int min_face, int max_side, std::optional<double> margin,
                        bool align, const std::string& tta, const std::string& device) {
              RecognizerOptions o;
              if (!model.is_none()) o.model = path_of(model);
@@ -151,12 +151,12 @@ PYBIND11_MODULE(adcorre, m) {
              py::gil_scoped_release unlocked;
              return std::make_unique<Recognizer>(std::move(o));
            }),
-           py::arg("model") = py::none(), py::arg("detector") = "haar", py::arg("min_face") = 40,
-           py::arg("max_side") = 1280, py::arg("margin") = 0.2, py::arg("align") = false, py::arg("tta") = "none",
+           py::arg("model") = py::none(), py::arg("detector") = adcorre::infer::default_detector_kind(), py::arg("min_face") = 40,
+           py::arg("max_side") = 1280, py::arg("margin") = py::none(), py::arg("align") = false, py::arg("tta") = "none",
            py::arg("device") = "cpu",
            "model: an adcorre model file (None: the shipped FER-2013 model). detector: haar | lbp | dlib | none "
            "(none: the whole image is one face crop). min_face, max_side: detector sizes in pixels. margin: box "
-           "growth per side before cropping. align: level the eyes (dlib). tta: none | flip. device: cpu | cuda.")
+           "growth per side before cropping (None: the detector's fitted crop policy). align: level the eyes (dlib). tta: none | flip. device: cpu | cuda.")
       .def("predict", &predict, py::arg("image"),
            "Faces in an image (a path, or a numpy uint8 array H x W or H x W x 3 in BGR order), largest first: "
            "a list of dicts {box: (x, y, w, h), label, score, probs: {class: probability}}.")

@@ -574,14 +574,14 @@ TEST_F(PredictTest, EvalDetectScoresTheDetectedFaceAndSkipsFacelessImages) {
   const std::string err_file = *dir_ / "eval-stderr.txt";
   std::string out;
   ASSERT_EQ(test::run_command(test::adcorre_binary() + " --threads 1 eval --model '" + model_path_ + "' --data '" + ds +
-                                  "' --detect haar --json '" + json_out + "' 2>'" + err_file + "'",
+                                  "' --detect " + infer::default_detector_kind() + " --json '" + json_out + "' 2>'" + err_file + "'",
                               &out),
             0)
       << out;
   std::ifstream in(json_out);
   const json j = json::parse(in);
   EXPECT_EQ(j["n"].get<int>(), 1);  // the blank picture was skipped
-  EXPECT_EQ(j["detect"], "haar");
+  EXPECT_EQ(j["detect"], infer::default_detector_kind());
   std::ifstream err_in(err_file);
   std::stringstream err;
   err << err_in.rdbuf();

@@ -24,6 +24,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "adcorre/data/preprocess.h"
+#include "adcorre/infer/face_detector.h"
 #include "adcorre/serve/abuse.h"
 #include "adcorre/serve/handler.h"
 #include "adcorre/serve/image_header.h"
@@ -272,7 +273,7 @@ TEST_F(Serve, PredictRawBodyMatchesThePredictor) {
   auto j = json::parse(r->body);
   EXPECT_EQ(j["image"]["width"], 512);
   EXPECT_EQ(j["image"]["height"], 512);
-  EXPECT_EQ(j["detector"], "haar");
+  EXPECT_EQ(j["detector"], infer::default_detector_kind());  // the service default is predict's
   ASSERT_GE(j["faces"].size(), 1u) << r->body;
 
   // The astronaut's face: the largest box, near the top middle of the picture.

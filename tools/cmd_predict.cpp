@@ -612,7 +612,9 @@ adcorre::cli::Registrar register_predict(
            ->check(CLI::Validator([](std::string& v) {
              return v == "0" || std::atoi(v.c_str()) >= 64 ? std::string() : std::string("must be 0 or >= 64 pixels");
            }, "0|>=64"))->capture_default_str();
-       app.add_option("--margin", o->opts.margin, "grow each face box by this fraction per side before classifying")->check(CLI::Range(0.0, 2.0))->capture_default_str();
+       app.add_option_function<double>("--margin", [o](double m) { o->opts.margin = m; },
+                                       "grow each face box by this fraction per side before classifying (default: the detector's fitted crop policy)")
+           ->check(CLI::Range(0.0, 2.0));
        app.add_flag("--align", o->opts.align, "rotate faces so the eyes are level (dlib 68-point landmarks)");
        app.add_option("--tta", o->opts.tta, "test-time augmentation: none | flip")->capture_default_str();
        app.add_option("--every", o->every, "videos: classify every Nth frame")->check(cli::at_least(1))->capture_default_str();

@@ -23,7 +23,7 @@ namespace {
 struct ServeOptions {
   std::string model;
   adcorre::serve::ServerOptions server;
-  std::string detector = "haar";
+  std::string detector = adcorre::infer::default_detector_kind();
   int min_face = 24;
 };
 

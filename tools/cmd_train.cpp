@@ -121,7 +121,7 @@ adcorre::cli::Registrar register_train({"train", "train a model (Ad-Corre or CE 
       ->capture_default_str();
   app.add_option("--epochs", c.epochs, "epochs")->check(cli::at_least(1))->capture_default_str();
   app.add_option("--batch-size", c.batch_size, "batch size (per process)")->check(cli::at_least(2))->capture_default_str();
-  app.add_option("--augment", c.augment, "none | light | strong")->capture_default_str();
+  app.add_option("--augment", c.augment, "none | light | strong | photo (strong + detector-crop variation, blur, JPEG)")->capture_default_str();
   app.add_flag("--balanced", c.balanced, "class-balanced sampling");
   app.add_flag("--class-weighted", c.class_weighted, "class-weighted CE");
   app.add_option("--run-seed", c.seed, "seed of the run (data order, augmentation, init)")->capture_default_str();

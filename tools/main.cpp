@@ -34,7 +34,7 @@ Registrar::Registrar(Command c) { registry().push_back(std::move(c)); }
 // serve images) still exist, so that `adcorre predict ...` says why it
 // cannot run instead of "unknown subcommand".
 static const bool kMissingRegistered = [] {
-  for (const char* name : {"bench", "data-check", "embed", "pack", "plot", "predict", "serve", "serve-bench"})
+  for (const char* name : {"bench", "data-check", "embed", "make-scenes", "pack", "plot", "predict", "serve", "serve-bench"})
     registry().push_back({name, "(not in this build: ADCORRE_MINIMAL, without OpenCV)", [name](CLI::App& app) {
                             app.prefix_command();  // everything after the name is its (unparsed) arguments
                             return std::function<int()>([name] {

@@ -1,6 +1,13 @@
 #include "adcorre/data/augment.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
+
+#ifdef ADCORRE_HAVE_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#endif
 
 #include <torch/torch.h>
 
@@ -28,16 +35,77 @@ AugmentOptions augment_preset(const std::string& name) {
     o.contrast = 0.2;
     o.erase_prob = 0.25;
     o.erase_max_area = 0.25;
+  } else if (name == "photo") {
+    // What is left after the crop policy: detector boxes wander by ~+-8 % and
+    // +-15 % in size around the training framing (docs/predict.md), faces tilt,
+    // and small faces in photos are soft and JPEG-coded.
+    o.max_shift = 0.08;
+    o.min_scale = 0.8;
+    o.max_scale = 1.15;  // > 1: zoomed out, the border replicated
+    o.max_rotation_deg = 12;
+    o.brightness = 0.2;
+    o.contrast = 0.2;
+    o.erase_prob = 0.2;
+    o.erase_max_area = 0.2;
+    o.blur_prob = 0.3;
+    o.blur_max_sigma = 1.2;
+    o.jpeg_prob = 0.3;
+    o.jpeg_min_quality = 30;
   } else {
-    throw Error("unknown augmentation preset '" + name + "' (known: none, light, strong)");
+    throw Error("unknown augmentation preset '" + name + "' (known: none, light, strong, photo)");
   }
   return o;
 }
 
 bool augment_enabled(const AugmentOptions& o) {
   return o.flip || o.max_shift > 0 || o.min_scale < 1 || o.max_scale != 1 || o.max_rotation_deg > 0 ||
-         o.brightness > 0 || o.contrast > 0 || o.erase_prob > 0;
+         o.brightness > 0 || o.contrast > 0 || o.erase_prob > 0 || o.blur_prob > 0 || o.jpeg_prob > 0;
 }
+
+namespace {
+
+// Blur and JPEG round trips, per sample, with OpenCV on a CPU float copy.
+// JPEG needs 8-bit pixels: each sample is mapped linearly onto 0..255 by its
+// own range and back, so only the coding changes it.
+#ifndef ADCORRE_HAVE_OPENCV
+at::Tensor photo_degrade(const at::Tensor&, const AugmentOptions&, const at::Tensor&) {
+  throw Error("augmentation: blur and JPEG round trips (the photo preset) need OpenCV, which this build "
+              "(ADCORRE_MINIMAL) lacks; use --augment strong");
+}
+#else
+at::Tensor photo_degrade(const at::Tensor& x, const AugmentOptions& o, const at::Tensor& draws) {
+  auto cpu = x.to(torch::kCPU).contiguous().clone();  // NCHW, contiguous
+  const int64_t B = cpu.size(0), C = cpu.size(1), H = cpu.size(2), W = cpu.size(3);
+  auto d = draws.accessor<float, 2>();  // [B, 4]: blur?, sigma, jpeg?, quality
+  for (int64_t b = 0; b < B; ++b) {
+    const bool blur = o.blur_prob > 0 && d[b][0] < o.blur_prob;
+    const bool jpeg = o.jpeg_prob > 0 && d[b][2] < o.jpeg_prob;
+    if (!blur && !jpeg) continue;
+    for (int64_t c = 0; c < C; ++c) {
+      cv::Mat plane(static_cast<int>(H), static_cast<int>(W), CV_32F, cpu[b][c].data_ptr<float>());
+      if (blur) {
+        const double sigma = 0.3 + (std::max(0.3, o.blur_max_sigma) - 0.3) * d[b][1];
+        cv::GaussianBlur(plane, plane, cv::Size(0, 0), sigma, sigma, cv::BORDER_REPLICATE);
+      }
+      if (jpeg) {
+        double lo = 0, hi = 0;
+        cv::minMaxLoc(plane, &lo, &hi);
+        if (hi - lo < 1e-6) continue;
+        cv::Mat u8, back;
+        plane.convertTo(u8, CV_8U, 255.0 / (hi - lo), -lo * 255.0 / (hi - lo));
+        const int quality = o.jpeg_min_quality + static_cast<int>(std::floor(d[b][3] * (95 - o.jpeg_min_quality + 1)));
+        std::vector<uchar> bytes;
+        cv::imencode(".jpg", u8, bytes, {cv::IMWRITE_JPEG_QUALITY, std::min(95, quality)});
+        cv::imdecode(bytes, cv::IMREAD_GRAYSCALE).convertTo(back, CV_32F, (hi - lo) / 255.0, lo);
+        back.copyTo(plane);
+      }
+    }
+  }
+  return cpu.to(x.device());
+}
+#endif
+
+}  // namespace
 
 at::Tensor augment_batch(const at::Tensor& x_in, const AugmentOptions& o, at::Generator& gen) {
   if (!augment_enabled(o)) return x_in;
@@ -79,6 +147,7 @@ at::Tensor augment_batch(const at::Tensor& x_in, const AugmentOptions& o, at::Ge
     auto mask = (inside.to(torch::kFloat) * apply.view({B, 1, 1})).unsqueeze(1).to(x.device());  // [B,1,H,W]
     x = x * (1 - mask);  // erased to 0 = the mean gray after normalisation
   }
+  if (o.blur_prob > 0 || o.jpeg_prob > 0) x = photo_degrade(x, o, torch::rand({B, 4}, gen, fopt));
   return x.contiguous(x_in.suggest_memory_format());
 }
 

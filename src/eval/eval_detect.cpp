@@ -1,5 +1,5 @@
 // Evaluation on uncropped photos: each image goes through the same detector and
-// crop as `adcorre predict` (largest face, margin 0.2, square), then into the
+// crop as `adcorre predict` (largest face, the detector's crop policy), then into the
 // usual cache. Images without a face are skipped and reported, never guessed.
 #include "adcorre/eval/eval_detect.h"
 
@@ -20,7 +20,8 @@ data::ImageCache cache_with_detection(const data::Dataset& ds, const models::Mod
   infer::DetectorOptions dopt;
   dopt.kind = detector;
   auto det = infer::make_detector(dopt);  // throws for an unknown kind or a missing cascade
-  const double margin = infer::PredictOptions{}.margin;
+  infer::PredictOptions popt;  // predict's defaults: the detector's crop policy
+  popt.detector = dopt;
 
   data::Dataset faces = ds;
   faces.samples.clear();
@@ -43,7 +44,7 @@ data::ImageCache cache_with_detection(const data::Dataset& ds, const models::Mod
       continue;
     }
     data::Sample t = s;
-    t.image = infer::crop_face(img, boxes[0], margin);  // boxes come largest first
+    t.image = infer::crop_for_model(img, boxes[0], popt);  // boxes come largest first
     t.crop = cv::Rect();
     faces.samples.push_back(std::move(t));
   }

@@ -67,7 +67,7 @@ class DlibDetector : public FaceDetector {
     if (std::abs(s - 1.0) < 1e-6) scaled = gray;
     else cv::resize(gray, scaled, cv::Size(), s, s, s < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
     dlib::cv_image<unsigned char> view(scaled);
-    std::vector<dlib::rectangle> found = detector_(view);
+    std::vector<dlib::rectangle> found = detector_(view, opts_.dlib_threshold);
     const cv::Rect frame(0, 0, image.cols, image.rows);
     std::vector<cv::Rect> boxes;
     for (const auto& r : found) {

@@ -49,9 +49,9 @@ class CascadeDetector : public FaceDetector {
     cv::equalizeHist(small, small);
     const int min_px = std::max(1, static_cast<int>(opts_.min_face * s));
     std::vector<cv::Rect> found;
-    // scaleFactor 1.1 and minNeighbors 5: OpenCV's usual face settings; 3
-    // (the default) lets through too many false faces in clutter.
-    cascade_.detectMultiScale(small, found, 1.1, 5, 0, cv::Size(min_px, min_px));
+    // scaleFactor 1.1 and minNeighbors 5 by default: OpenCV's usual face
+    // settings; 3 (OpenCV's default) lets through too many false faces in clutter.
+    cascade_.detectMultiScale(small, found, opts_.cascade_step, opts_.cascade_neighbors, 0, cv::Size(min_px, min_px));
     const cv::Rect frame(0, 0, image.cols, image.rows);
     std::vector<cv::Rect> boxes;
     for (const auto& r : found) {
@@ -85,6 +85,8 @@ double detection_scale(cv::Size size, int max_side) {
   return static_cast<double>(max_side) / longer;
 }
 
+std::string default_detector_kind() { return dlib_available() ? "dlib" : "haar"; }
+
 std::vector<std::string> detector_kinds() {
   std::vector<std::string> kinds{"haar", "lbp"};
   if (dlib_available()) kinds.push_back("dlib");
@@ -113,6 +115,9 @@ std::string cascade_file(const std::string& kind) {
 
 std::unique_ptr<FaceDetector> make_detector(const DetectorOptions& opts) {
   check(opts.min_face >= 1, "detector: min_face must be >= 1 (got " + std::to_string(opts.min_face) + ")");
+  check(opts.cascade_neighbors >= 0, "detector: cascade_neighbors must be >= 0 (got " + std::to_string(opts.cascade_neighbors) + ")");
+  check(opts.cascade_step > 1.0 && opts.cascade_step <= 2.0, "detector: cascade_step must be in (1, 2] (got " + std::to_string(opts.cascade_step) + ")");
+  check(opts.dlib_threshold >= -2 && opts.dlib_threshold <= 2, "detector: dlib_threshold must be in [-2, 2] (got " + std::to_string(opts.dlib_threshold) + ")");
   check(opts.max_side <= 0 || opts.max_side >= 64, "detector: max_side must be >= 64 or 0 for no limit (got " + std::to_string(opts.max_side) + ")");
   if (opts.kind == "haar" || opts.kind == "lbp") return std::make_unique<CascadeDetector>(cascade_file(opts.kind), opts);
   if (opts.kind == "dlib") return detail::make_dlib_detector(opts);

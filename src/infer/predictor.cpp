@@ -17,7 +17,7 @@
 namespace adcorre::infer {
 
 void validate(const PredictOptions& o) {
-  check(o.margin >= 0 && o.margin <= 2, "margin must be between 0 and 2 (got " + std::to_string(o.margin) + ")");
+  if (o.margin) check(*o.margin >= 0 && *o.margin <= 2, "margin must be between 0 and 2 (got " + std::to_string(*o.margin) + ")");
   check(o.tta == "none" || o.tta == "flip", "tta must be none or flip (got '" + o.tta + "')");
   check(o.top_k >= 0, "top_k must be >= 0 (got " + std::to_string(o.top_k) + ")");
   check(o.detector.min_face >= 1, "min_face must be >= 1 (got " + std::to_string(o.detector.min_face) + ")");
@@ -28,6 +28,15 @@ void validate(const PredictOptions& o) {
     throw Error("unknown face detector '" + o.detector.kind + "' (known: " + known + ")");
   }
   if (o.align && !dlib_available()) throw Error("align needs dlib: adcorre was built without it");
+}
+
+CropPolicy crop_policy_of(const PredictOptions& o) {
+  return o.margin ? margin_policy(*o.margin) : crop_policy_for(o.detector.kind);
+}
+
+cv::Mat crop_for_model(const cv::Mat& image, const cv::Rect& box, const PredictOptions& o, double angle_deg) {
+  if (o.detector.kind == "none") return image;  // already a face crop: nothing to reframe
+  return crop_with_policy(image, box, crop_policy_of(o), angle_deg);
 }
 
 struct Predictor::Impl {
@@ -42,7 +51,8 @@ struct Predictor::Impl {
   static constexpr size_t kMaxIdlePerKey = 16;
 
   static std::string key_of(const DetectorOptions& d) {
-    return d.kind + "/" + std::to_string(d.min_face) + "/" + std::to_string(d.max_side);
+    return d.kind + "/" + std::to_string(d.min_face) + "/" + std::to_string(d.max_side) + "/" + std::to_string(d.cascade_neighbors) +
+           "/" + std::to_string(d.cascade_step) + "/" + std::to_string(d.dlib_threshold);
   }
   std::unique_ptr<FaceDetector> borrow(const DetectorOptions& d) {
     {
@@ -139,12 +149,8 @@ DetectedFaces Predictor::detect(const cv::Mat& image, const PredictOptions& o) {
 
   std::vector<cv::Mat>& crops = found.crops;
   crops.reserve(boxes.size());
-  if (o.detector.kind == "none") {
-    crops.push_back(image);  // already a face crop: no margin to add
-  } else {
-    std::shared_ptr<const FaceAligner> aligner = o.align ? FaceAligner::shared() : nullptr;
-    for (const auto& b : boxes) crops.push_back(crop_face(image, b, o.margin, aligner ? aligner->eye_angle(image, b) : 0.0));
-  }
+  std::shared_ptr<const FaceAligner> aligner = o.align && o.detector.kind != "none" ? FaceAligner::shared() : nullptr;
+  for (const auto& b : boxes) crops.push_back(crop_for_model(image, b, o, aligner ? aligner->eye_angle(image, b) : 0.0));
   return found;
 }
 

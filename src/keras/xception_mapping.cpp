@@ -26,7 +26,7 @@ bool is_block_name(const std::string& s) {
   return starts_with(s, "block") && s.size() > 5 && std::isdigit(static_cast<unsigned char>(s[5]));
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
+std::vector<std::string> split_at(const std::string& s, char sep) {
   std::vector<std::string> out;
   size_t start = 0;
   while (true) {
@@ -49,7 +49,7 @@ class XceptionNames {
     // adcorre's shortcut blocks in order, and Keras' unnamed 1x1 convs and BNs in file order.
     std::vector<std::string> blocks;
     for (auto& p : net.named_parameters()) {
-      auto parts = split(p.key(), '.');
+      auto parts = split_at(p.key(), '.');
       if (parts.size() == 3 && parts[0] == "backbone" && ends_with(parts[1], "_shortcut") && parts[2] == "weight")
         blocks.push_back(parts[1]);
     }
@@ -69,7 +69,7 @@ class XceptionNames {
 
   // nullopt for tensors Keras does not have (num_batches_tracked).
   std::optional<Source> source(const std::string& key) const {
-    auto p = split(key, '.');
+    auto p = split_at(key, '.');
     using K = layout::Kind;
     if (p.size() >= 3 && p[0] == "backbone") {
       const std::string& m = p[1];

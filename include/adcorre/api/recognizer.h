@@ -17,6 +17,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,7 @@ namespace adcorre::api {
 struct RecognizerOptions {
   std::string model;                 // model file; empty: the shipped model (models::default_model_path)
   infer::DetectorOptions detector;   // kind haar | lbp | dlib | none (the image is one face crop)
-  double margin = 0.2;               // box grown by this fraction per side before cropping
+  std::optional<double> margin;      // unset: the detector's fitted crop policy; set: box grown by this fraction per side
   bool align = false;                // level the eyes first (needs dlib)
   std::string tta = "none";          // none | flip, for predict()
   std::string device = "cpu";        // cpu | cuda | cuda:N

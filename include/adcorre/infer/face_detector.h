@@ -1,7 +1,8 @@
 // FaceDetector: finds faces in an 8-bit image, with nothing downloaded at run
 // time. Kinds: "haar" (OpenCV's frontal-face cascade from Debian's
-// opencv-data, the default), "lbp" (OpenCV's LBP cascade), "dlib" (dlib's HOG
-// detector, no model file; only when adcorre is built with dlib), "none" (the
+// opencv-data), "lbp" (OpenCV's LBP cascade), "dlib" (dlib's HOG
+// detector, no model file; only when adcorre is built with dlib; the default
+// where it is, chosen on the scene benchmark of docs/predict.md), "none" (the
 // whole image is one face: for inputs that are already face crops).
 //
 // Requires: an 8-bit gray, BGR or BGRA image.
@@ -19,11 +20,19 @@
 
 namespace adcorre::infer {
 
+// "dlib" where this build has it (best recall and fewest extra boxes on the
+// scene benchmark, docs/predict.md), else "haar".
+std::string default_detector_kind();
+
 struct DetectorOptions {
-  std::string kind = "haar";
+  std::string kind = default_detector_kind();
   int min_face = 40;          // pixels, in the original image (smaller faces carry little expression
                               // for a 48 px model; 24 doubles the Haar time on 640x480)
   int max_side = 1280;        // larger images are downscaled for detection; boxes are mapped back
+  // Detector tuning, measured on scenes made from TRAINING images (docs/predict.md):
+  int cascade_neighbors = 5;       // haar/lbp: OpenCV's minNeighbors (fewer: more faces, more false ones)
+  double cascade_step = 1.1;       // haar/lbp: scale step between pyramid levels (> 1)
+  double dlib_threshold = 0.0;     // dlib: added to the SVM threshold (negative: more faces, more false ones)
 };
 
 class FaceDetector {

@@ -1,17 +1,20 @@
 // Predictor: image -> every face's box, label and class probabilities.
-// detector -> crop with margin (optional eye alignment) -> model input
+// detector -> crop in the detector's training framing (crop_policy.h; or an
+// explicit margin), optional eye alignment -> model input
 // (data::images_to_input, exactly as in training) -> one batch per image ->
 // softmax. Thread-safe: predict(), detect() and classify() may be called from several
 // threads at once (the HTTP service does); each call borrows a detector from
 // a pool, the model itself is read-only in eval mode.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core/mat.hpp>
 
+#include "adcorre/infer/crop_policy.h"
 #include "adcorre/infer/face.h"
 #include "adcorre/infer/face_detector.h"
 #include "adcorre/models/model_file.h"
@@ -20,7 +23,9 @@ namespace adcorre::infer {
 
 struct PredictOptions {
   DetectorOptions detector;
-  double margin = 0.2;               // box grown by this fraction per side before cropping
+  // Unset: the detector's fitted crop policy (crop_policy_for). Set: the box
+  // grown by this fraction per side into a square (0 .. 2), overriding it.
+  std::optional<double> margin;
   bool align = false;                // rotate so the eyes are level (dlib landmarks)
   int top_k = 0;                     // 0: all classes in JSON
   std::string tta = "none";          // none | flip (average with the mirrored face)
@@ -28,6 +33,15 @@ struct PredictOptions {
 
 // Throws adcorre::Error naming the bad field (margin < 0, unknown tta, ...).
 void validate(const PredictOptions& opts);
+
+// The crop policy these options use: the explicit margin when set, else the
+// detector's fitted one (crop_policy.h).
+CropPolicy crop_policy_of(const PredictOptions& opts);
+
+// The crop step of predict(): box -> the square the model classifies, under
+// crop_policy_of(opts), rotated by angle_deg (eye alignment). "none": the
+// whole image, untouched. Shared by predict(), `eval --detect` and `eval --scenes`.
+cv::Mat crop_for_model(const cv::Mat& image, const cv::Rect& box, const PredictOptions& opts, double angle_deg = 0);
 
 // The faces of one image found and cropped, not yet classified: what
 // predict() does before classify(). crops[i] is the model's view of
