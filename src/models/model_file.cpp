@@ -176,6 +176,10 @@ LoadedModel load_model(const std::string& path, const std::string& device) {
     read_weights(archive, *m.net, path);
   } catch (const c10::Error& e) {
     throw Error("model file " + path + " is corrupt (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // e.g. std::out_of_range from a crafted archive
+    throw Error("model file " + path + " is corrupt (" + std::string(e.what()).substr(0, 200) + ")");
   }
   c10::IValue sum, text;
   if (archive.try_read("checksum", sum) && sum.isString() && archive.try_read("config_json", text)) {

@@ -67,6 +67,11 @@ void load_archive_verified(torch::serialize::InputArchive& archive, const std::s
   } catch (const c10::Error& e) {
     throw Error(what + " " + path + " is corrupt or not an adcorre archive (" +
                 std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::exception& e) {
+    // LibTorch's unpickler also lets plain C++ exceptions out on a crafted
+    // pickle with valid CRC-32s (fuzz_model_file: std::out_of_range from a
+    // vector::at), with a message that names no file.
+    throw Error(what + " " + path + " is corrupt or not an adcorre archive (" + std::string(e.what()).substr(0, 200) + ")");
   }
 }
 
