@@ -335,6 +335,21 @@ void report_error(const std::string& message, Totals& t) {
   ++t.failed;
 }
 
+// One picture's record (and its annotated copy): the same for a lone file
+// and for the batched path.
+void write_image_record(const infer::InputItem& in, const cv::Mat& image, std::vector<infer::Face> faces, Output& out,
+                        AnnotateNames& names, Totals& t) {
+  Record r{in.path, -1, -1, std::move(faces)};
+  if (r.faces.empty()) log::warn("no face found in " + in.path);
+  out.write(r);
+  ++t.records;
+  t.faces += static_cast<long>(r.faces.size());
+  if (names.enabled()) {
+    const std::string target = names.image_path(in);
+    if (!cv::imwrite(target, infer::draw_faces(image, r.faces))) report_error("cannot write annotated image " + target, t);
+  }
+}
+
 void run_image(infer::Predictor& predictor, const infer::InputItem& in, Output& out, AnnotateNames& names, Totals& t) {
   cv::Mat image;
   try {
@@ -344,15 +359,7 @@ void run_image(infer::Predictor& predictor, const infer::InputItem& in, Output& 
     return;
   }
   ++t.read;
-  Record r{in.path, -1, -1, predictor.predict(image)};
-  if (r.faces.empty()) log::warn("no face found in " + in.path);
-  out.write(r);
-  ++t.records;
-  t.faces += static_cast<long>(r.faces.size());
-  if (names.enabled()) {
-    const std::string target = names.image_path(in);
-    if (!cv::imwrite(target, infer::draw_faces(image, r.faces))) report_error("cannot write annotated image " + target, t);
-  }
+  write_image_record(in, image, predictor.predict(image), out, names, t);
 }
 
 // Images items[first, last) through the pipeline: the same records, errors
@@ -399,15 +406,7 @@ void run_images(infer::Predictor& predictor, const std::vector<infer::InputItem>
       return;
     }
     ++t.read;
-    Record r{in.path, -1, -1, std::move(faces)};
-    if (r.faces.empty()) log::warn("no face found in " + in.path);
-    out.write(r);
-    ++t.records;
-    t.faces += static_cast<long>(r.faces.size());
-    if (names.enabled()) {
-      const std::string target = names.image_path(in);
-      if (!cv::imwrite(target, infer::draw_faces(p.image, r.faces))) report_error("cannot write annotated image " + target, t);
-    }
+    write_image_record(in, p.image, std::move(faces), out, names, t);
   };
   while (classify_ready(ahead, predictor, emit)) {
   }
