@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -213,4 +214,73 @@ TEST(SafeWrites, NonFiniteWeightsAreNeverWritten) {
   }
   EXPECT_THROW(models::save_model(t.tmp / "inf.pt", t.cfg, *net), Error);
   EXPECT_FALSE(sfs::exists(t.tmp / "inf.pt"));
+}
+
+// Crafted pickles inside an archive whose CRC-32s are all valid: they pass the
+// container check and reach LibTorch's unpickler. Each must give adcorre's
+// error naming the file. The first is what fuzz_model_file found: LibTorch
+// 1.13 answers a memo lookup of a missing index with std::out_of_range, not
+// c10::Error, which the loader once let out without the file's name.
+TEST(ModelFileBehindTheCrc, CraftedPicklesWithValidCrcsGiveErrorsNamingTheFile) {
+  TinyModel t;
+  std::vector<std::pair<std::string, std::string>> records;
+  {
+    caffe2::serialize::PyTorchStreamReader reader(t.path);
+    for (const auto& name : reader.getAllRecords()) {
+      if (name == "version" || name == ".data/version") continue;  // the writer adds its own
+      auto [ptr, n] = reader.getRecord(name);
+      records.emplace_back(name, std::string(static_cast<const char*>(ptr.get()), n));
+    }
+  }
+  auto with_pickle = [&](const std::string& pickle) {
+    std::string file;
+    caffe2::serialize::PyTorchStreamWriter writer([&file](const void* p, size_t n) {
+      file.append(static_cast<const char*>(p), n);
+      return n;
+    });
+    bool replaced = false;
+    for (const auto& [name, bytes] : records) {
+      const bool is_pickle = name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0;
+      replaced = replaced || is_pickle;
+      const std::string& b = is_pickle ? pickle : bytes;
+      writer.writeRecord(name, b.data(), b.size());
+    }
+    writer.writeEndOfFile();
+    EXPECT_TRUE(replaced) << "no data.pkl entry in the archive";
+    return file;
+  };
+  // The archive rewritten with its own pickle still loads: the rewrite is sound.
+  const std::string same = t.tmp / "same.pt";
+  write_bytes(same, with_pickle([&] {
+    for (const auto& [name, bytes] : records)
+      if (name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0) return bytes;
+    return std::string();
+  }()));
+  EXPECT_TRUE(torch::allclose(t.forward(same), t.logits));
+
+  const std::vector<std::pair<std::string, std::string>> crafted = {
+      {"memo lookup of a missing index (BINGET 5)", std::string("\x80\x02h\x05.", 5)},
+      {"LONG_BINGET of a huge index", std::string("\x80\x02j\xff\xff\xff\x7f.", 8)},
+      {"empty pickle", ""},
+      {"truncated inside a dict", std::string("\x80\x02}q\x00(X\x01\x00\x00\x00", 11)},
+      {"a lone STOP", "."},
+      {"an integer instead of the module", std::string("\x80\x02K\x07.", 5)},
+      {"an unknown opcode", std::string("\x80\x02\xfe.", 4)},
+      {"a global that does not exist", std::string("\x80\x02" "cno_such\nthing\n.", 18)},
+  };
+  for (const auto& [what, pickle] : crafted) {
+    const std::string path = t.tmp / "crafted.pt";
+    write_bytes(path, with_pickle(pickle));
+    ASSERT_NO_THROW(fs::verify_zip_integrity(path, "model file")) << what << ": the rewritten archive must pass the CRC check";
+    std::string msg;
+    try {
+      (void)models::load_model(path);
+      ADD_FAILURE() << what << ": loaded";
+    } catch (const Error& e) {
+      msg = e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << what << ": an exception that is not adcorre's: " << e.what();
+    }
+    EXPECT_NE(msg.find(path), std::string::npos) << what << ": " << msg;
+  }
 }
