@@ -170,9 +170,10 @@ std::string check(const Bytes& b) {
       // tensor are stored, so those are still checked byte for byte.
       pos += 46 + name_len + extra_len + comment_len;
       continue;
-#endif
+#else
       if (!inflated_crc32(b.p + data, csize, usize, actual))
         return "entry '" + name + "' does not inflate to its recorded size (damaged bytes)";
+#endif
     }
     if (actual != crc) return "entry '" + name + "' fails its CRC-32 check (damaged bytes)";
     pos += 46 + name_len + extra_len + comment_len;
