@@ -241,7 +241,11 @@ TEST_F(Serve, HealthModelAndPage) {
   auto h = c.Get("/v1/health");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
-  EXPECT_EQ(json::parse(h->body)["status"], "ok");
+  const json hj = json::parse(h->body);
+  EXPECT_EQ(hj["status"], "ok");
+  // Concurrent predictions share forward passes: never more passes than predictions.
+  ASSERT_TRUE(hj.contains("batches") && hj.contains("largest_batch")) << h->body;
+  EXPECT_LE(hj["batches"].get<long long>(), hj["predictions"].get<long long>());
 
   auto m = c.Get("/v1/model");
   ASSERT_TRUE(m);

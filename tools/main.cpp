@@ -36,7 +36,11 @@ Registrar::Registrar(Command c) { registry().push_back(std::move(c)); }
 static const bool kMissingRegistered = [] {
   for (const char* name : {"bench", "data-check", "embed", "make-scenes", "pack", "plot", "predict", "serve", "serve-bench"})
     registry().push_back({name, "(not in this build: ADCORRE_MINIMAL, without OpenCV)", [name](CLI::App& app) {
-                            app.prefix_command();  // everything after the name is its (unparsed) arguments
+                            // Everything after the name is its (unparsed) arguments; without
+                            // fallthrough(false) a positional falls through to the top-level
+                            // app, which refuses it ("argument was not expected").
+                            app.fallthrough(false);
+                            app.prefix_command();
                             return std::function<int()>([name] {
                               throw Error(std::string("`adcorre ") + name +
                                           "` is not in this build: it was built with ADCORRE_MINIMAL (LibTorch only, "

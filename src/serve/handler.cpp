@@ -9,6 +9,7 @@
 #include <opencv2/core.hpp>
 
 #include "adcorre/data/preprocess.h"
+#include "adcorre/infer/batching_classifier.h"
 #include "adcorre/infer/predictor.h"
 #include "adcorre/serve/image_header.h"
 #include "adcorre/serve/multipart.h"
@@ -158,7 +159,10 @@ std::string serialize(const HttpResponse& res, bool head_only) {
 Handler::Handler(std::shared_ptr<infer::Predictor> predictor, ServerOptions options)
     : predictor_(std::move(predictor)), opt_(std::move(options)) {
   check(predictor_ != nullptr, "serve: no predictor");
+  batcher_ = std::make_unique<infer::BatchingClassifier>(*predictor_);
 }
+
+Handler::~Handler() = default;
 
 HttpResponse Handler::error(int status, const std::string& message, bool close) {
   ++requests_;
@@ -233,7 +237,9 @@ HttpResponse Handler::route(const HttpRequest& req) {
                                {"requests", requests_.load()},
                                {"failed_requests", failed_.load()},
                                {"predictions", predictions_.load()},
-                               {"faces", faces_.load()}});
+                               {"faces", faces_.load()},
+                               {"batches", batcher_->stats().batches},
+                               {"largest_batch", batcher_->stats().largest_batch}});
   if (req.path == "/v1/model") {
     const auto& cfg = predictor_->config();
     json config = cfg.to_json();
@@ -341,7 +347,10 @@ HttpResponse Handler::predict(const HttpRequest& req) {
 
   std::vector<infer::Face> found;
   try {
-    found = predictor_->predict(image, popt);
+    // Detection runs on this worker; the faces join the other requests'
+    // faces in the next batch (one forward pass for all of them).
+    const infer::DetectedFaces detected = predictor_->detect(image, popt);
+    if (!detected.boxes.empty()) found = predictor_->faces_from(detected.boxes, batcher_->classify(detected.crops, popt.tta));
   } catch (const Error& e) {  // e.g. a detector this build lacks
     throw HttpError(400, std::string("cannot process the image: ") + e.what());
   }

@@ -16,7 +16,10 @@
 
 #include "adcorre/serve/server.h"
 
-namespace adcorre::infer { class Predictor; }
+namespace adcorre::infer {
+class Predictor;
+class BatchingClassifier;
+}  // namespace adcorre::infer
 
 namespace adcorre::serve {
 
@@ -49,7 +52,10 @@ std::string serialize(const HttpResponse& res, bool head_only);
 
 class Handler {
  public:
+  // Concurrent predictions' faces are classified in shared batches
+  // (infer/batching_classifier.h); /v1/health counts the batches.
   Handler(std::shared_ptr<infer::Predictor> predictor, ServerOptions options);
+  ~Handler();
 
   // A refusal due before the body is read (a compressed body: 415), else
   // status 0. Only the method, target and headers of `head` are looked at.
@@ -67,6 +73,7 @@ class Handler {
   HttpResponse route(const HttpRequest& req);
   HttpResponse predict(const HttpRequest& req);
   std::shared_ptr<infer::Predictor> predictor_;
+  std::unique_ptr<infer::BatchingClassifier> batcher_;
   ServerOptions opt_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<long long> requests_{0}, failed_{0}, predictions_{0}, faces_{0};
