@@ -13,13 +13,13 @@ set(ADCORRE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/adcorre)
 # The installed CLI (and a consumer linking the static archive) finds
 # libadcorre next to itself, wherever the prefix is moved.
 file(RELATIVE_PATH _adcorre_bin_to_lib /${CMAKE_INSTALL_BINDIR} /${CMAKE_INSTALL_LIBDIR})
-set_target_properties(adcorre PROPERTIES INSTALL_RPATH "$ORIGIN/${_adcorre_bin_to_lib}")
+set_target_properties(adcorre_cli PROPERTIES INSTALL_RPATH "$ORIGIN/${_adcorre_bin_to_lib}")
 
 install(TARGETS adcorre_lib EXPORT adcorreTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS adcorre RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS adcorre adcorre_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})  # the launcher and the CLI, side by side
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/adcorre DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/models/ DESTINATION ${CMAKE_INSTALL_DATADIR}/adcorre/models
         FILES_MATCHING PATTERN "*.pt" PATTERN "*.md")

@@ -483,7 +483,10 @@ TEST(KerasImport, BadFilesGiveClearErrors) {
 
 // A file on which libhdf5 itself segfaults (found by fuzz_keras_hdf5: four
 // bytes of the shared mini Xception changed, a corrupt global heap behind a
-// string attribute) is an error naming the file, not a dead process.
+// string attribute) is an error naming the file, not a dead process. Debian
+// 12's libhdf5 (1.10) crashes on it, and the reading child's death is the
+// message; Debian 13's (1.14) detects the damage itself and says so. Where
+// it crashes, a regression of the child-process check kills this test.
 TEST(KerasImport, FileThatCrashesLibhdf5IsRefusedWithAnError) {
   if (keras_dir().empty()) GTEST_SKIP() << "../shared not found";
   test::TempDir tmp;
@@ -494,14 +497,18 @@ TEST(KerasImport, FileThatCrashesLibhdf5IsRefusedWithAnError) {
   const std::string bad = tmp / "heap.h5";
   std::ofstream(bad, std::ios::binary) << bytes;
   const std::string e = error_of([&] { keras::import_keras(bad); });
+  auto refused_by_hdf5 = [](const std::string& m) {
+    return m.find("libhdf5 crashed") != std::string::npos || m.find("(HDF5: ") != std::string::npos;
+  };
   EXPECT_NE(e.find("heap.h5"), std::string::npos) << e;
-  EXPECT_NE(e.find("libhdf5 crashed"), std::string::npos) << e;
+  EXPECT_TRUE(refused_by_hdf5(e)) << e;
   // The command: exit 1 with the message, no model file written.
   std::string out;
   EXPECT_EQ(test::run_command(test::adcorre_binary() + " import-keras '" + bad + "' --out '" + (tmp / "m.pt") + "'", &out, true),
             1)
       << out;
-  EXPECT_NE(out.find("libhdf5 crashed"), std::string::npos) << out;
+  EXPECT_TRUE(refused_by_hdf5(out)) << out;
+  EXPECT_NE(out.find("heap.h5"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(tmp / "m.pt"));
   // A sound file still imports through the same check.
   EXPECT_NO_THROW(keras::read_keras_file(keras_dir() + "/" + kMini + ".hdf5"));

@@ -552,6 +552,42 @@ TEST(PredictThreads, SmallBatchesRunOnOneThreadOfTheCallerOnly) {
   EXPECT_LT((one - two).abs().max().item<float>(), 1e-5);
 }
 
+// `adcorre` is a launcher that sets OMP_WAIT_POLICY=PASSIVE before the CLI's
+// OpenMP runtime starts, so the CLI starts once (libgomp reports its settings
+// once per start with OMP_DISPLAY_ENV=verbose): no second LibTorch start-up.
+// A user's own policy is kept; adcorre-cli run directly still ends up passive.
+TEST(CliStart, OneStartWithPassiveOpenMpWaits) {
+  const std::string cli = test::adcorre_binary();
+  auto starts = [](const std::string& out) {
+    std::vector<std::string> spins;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);)
+      if (auto at = line.find("GOMP_SPINCOUNT = '"); at != std::string::npos) spins.push_back(line.substr(at + 18, line.find('\'', at + 18) - at - 18));
+    return spins;
+  };
+  std::string out;
+  ASSERT_EQ(test::run_command("env -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose " + cli + " --version", &out, true), 0) << out;
+  if (out.find("GOMP_SPINCOUNT") == std::string::npos) GTEST_SKIP() << "the OpenMP runtime is not libgomp: " << out;
+  EXPECT_NE(out.find(ADCORRE_VERSION), std::string::npos) << out;
+  if (std::thread::hardware_concurrency() > 1) {
+    EXPECT_EQ(starts(out), std::vector<std::string>{"0"}) << out;  // PASSIVE: no spinning, one start
+  }
+  ASSERT_EQ(test::run_command("OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=verbose " + cli + " --version", &out, true), 0) << out;
+  ASSERT_EQ(starts(out).size(), 1u) << out;
+  EXPECT_NE(starts(out)[0], "0") << out;  // the user's ACTIVE is kept
+  const std::string direct = std::filesystem::path(cli).parent_path() / "adcorre-cli";
+  ASSERT_EQ(test::run_command("env -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose " + direct + " --version", &out, true), 0) << out;
+  if (std::thread::hardware_concurrency() > 1) {
+    ASSERT_FALSE(starts(out).empty()) << out;
+    EXPECT_EQ(starts(out).back(), "0") << out;  // it re-executed itself passive
+  }
+  // The launcher without its CLI says so and fails.
+  test::TempDir tmp;
+  std::filesystem::copy_file(cli, tmp / "adcorre");
+  EXPECT_EQ(test::run_command("'" + (tmp / "adcorre") + "' --version", &out, true), 127) << out;
+  EXPECT_NE(out.find("cannot run " + (tmp / "adcorre-cli")), std::string::npos) << out;
+}
+
 TEST(PredictInputs, ExpandsFoldersInNameOrderAndKeepsExplicitFiles) {
   test::TempDir dir;
   namespace sfs = std::filesystem;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <sstream>
 
 #include <opencv2/imgproc.hpp>
 
@@ -55,9 +56,40 @@ namespace {
 constexpr double kDlibWindow = 80.0;
 constexpr int kDlibSmallestFace = 40;
 
+#ifdef ADCORRE_HAVE_DLIB_DETECTOR_BLOB
+}  // namespace
+namespace detail {
+extern const unsigned char kDlibFrontalFaceDetector[];
+extern const std::size_t kDlibFrontalFaceDetectorSize;
+}  // namespace detail
+namespace {
+#endif
+
+// dlib's detector, made once per process and copied for each DlibDetector:
+// get_frontal_face_detector() decodes a compressed model each call (0.3-1 s
+// of CPU here); the build's serialized copy (tools/build/
+// make_dlib_detector_blob.cpp) deserializes in milliseconds.
+const dlib::frontal_face_detector& frontal_face_detector() {
+  static const dlib::frontal_face_detector detector = [] {
+#ifdef ADCORRE_HAVE_DLIB_DETECTOR_BLOB
+    try {
+      dlib::frontal_face_detector d;
+      std::istringstream in(std::string(reinterpret_cast<const char*>(detail::kDlibFrontalFaceDetector),
+                                        detail::kDlibFrontalFaceDetectorSize));
+      dlib::deserialize(d, in);
+      if (d.num_detectors() > 0) return d;
+    } catch (const dlib::serialization_error& e) {
+      log::warn(std::string("dlib's compiled-in face detector did not load (") + e.info + "); decoding dlib's own");
+    }
+#endif
+    return dlib::get_frontal_face_detector();
+  }();
+  return detector;
+}
+
 class DlibDetector : public FaceDetector {
  public:
-  explicit DlibDetector(const DetectorOptions& opts) : opts_(opts), detector_(dlib::get_frontal_face_detector()) {}
+  explicit DlibDetector(const DetectorOptions& opts) : opts_(opts), detector_(frontal_face_detector()) {}
 
   std::vector<cv::Rect> detect(const cv::Mat& image) override {
     check(!image.empty(), "face detection: empty image");
