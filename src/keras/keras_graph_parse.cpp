@@ -1,5 +1,6 @@
 // Parsing a Keras model_config into a KerasGraph (no torch here).
 #include <algorithm>
+#include <cstdint>
 #include <set>
 
 #include "adcorre/keras/keras_graph.h"
@@ -50,15 +51,17 @@ std::string base64_decode(const std::string& in) {
     return -1;
   };
   std::string out;
-  int bits = 0, acc = 0;
+  int bits = 0;
+  uint32_t acc = 0;  // only the bits not yet written (< 8) are kept: no overflow (UBSan found one)
   for (char c : in) {
     const int v = value(c);
     if (v < 0) continue;  // '=', newlines
-    acc = (acc << 6) | v;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
       out.push_back(static_cast<char>((acc >> bits) & 0xff));
+      acc &= (1u << bits) - 1;
     }
   }
   return out;
