@@ -1,5 +1,5 @@
 # Install rules: `cmake --install build --prefix P` lays out
-#   P/bin/adcorre                         the CLI
+#   P/bin/adcorre, P/bin/adcorre-cli      the CLI's launcher and the CLI
 #   P/<libdir>/libadcorre.so (or .a)      the engine
 #   P/include/adcorre/...                 the public headers
 #   P/share/adcorre/models/*.pt           the shipped models (the CLI's and the API's default)

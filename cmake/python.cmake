@@ -31,5 +31,5 @@ if(ADCORRE_BUILD_TESTS)
            COMMAND ${Python_EXECUTABLE} -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/python/test_adcorre_module.py
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(test-python-module PROPERTIES TIMEOUT 600
-                       ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;ADCORRE_BINARY=$<TARGET_FILE:adcorre>;PYTHONDONTWRITEBYTECODE=1")
+                       ENVIRONMENT "PYTHONPATH=${CMAKE_BINARY_DIR}/python;ADCORRE_BINARY=$<TARGET_FILE:adcorre>;PYTHONDONTWRITEBYTECODE=1${ADCORRE_SANITIZER_PRELOAD}")
 endif()

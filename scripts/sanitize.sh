@@ -24,9 +24,8 @@ cmake --build "$BUILD_DIR" -j "$JOBS"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # The Python tests (test-python-module, test-install) load the instrumented
-# module into the uninstrumented interpreter, which works only when the
-# sanitizer runtimes are loaded first: preload them for every test (the test
-# binaries link the same runtimes, so for them it changes nothing).
-CXX_FOR_RUNTIME=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
-export LD_PRELOAD="$("${CXX_FOR_RUNTIME:-c++}" -print-file-name=libasan.so) $("${CXX_FOR_RUNTIME:-c++}" -print-file-name=libubsan.so)${LD_PRELOAD:+ $LD_PRELOAD}"
+# module into the uninstrumented interpreter: CMakeLists.txt preloads the
+# sanitizer runtimes for those two tests only when the flags sanitize
+# (ADCORRE_SANITIZER_PRELOAD); everything else (chromium in
+# test-serve-browser, for one) runs without them.
 ctest --test-dir "$BUILD_DIR" --output-on-failure "$@"

@@ -339,7 +339,11 @@ TEST_F(Serve, QueryOptions) {
   auto c = client();
   auto r = c.Post("/v1/predict?top_k=2", photo, "image/jpeg");
   ASSERT_EQ(r->status, 200) << r->body;
-  for (const auto& f : json::parse(r->body)["faces"]) EXPECT_EQ(f["probs"].size(), 2u);
+  // (The parsed body must outlive the loop: a range over a temporary's member
+  // dangles, which ASan caught here.)
+  const json top2 = json::parse(r->body);
+  ASSERT_FALSE(top2.at("faces").empty());
+  for (const auto& f : top2.at("faces")) EXPECT_EQ(f.at("probs").size(), 2u);
 
   r = c.Post("/v1/predict?detector=none", photo, "image/jpeg");
   ASSERT_EQ(r->status, 200) << r->body;
