@@ -94,7 +94,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(zip_integrity image_header fer2013_csv keras_hdf5 serve_http model_file)
 for t in "${targets[@]}"; do
   case $t in
-    zip_integrity) build "$t" src/util/zip_integrity.cpp -lz ;;
+    zip_integrity) build "$t" src/util/zip_integrity.cpp src/util/pickle_scan.cpp -lz ;;
     image_header)  build "$t" src/serve/image_header.cpp ;;
     keras_hdf5)    build "$t" src/keras/keras_file.cpp src/keras/hdf5.cpp -DADCORRE_HAVE_HDF5=1 \
                          $(pkg-config --cflags --libs hdf5) ;;

@@ -19,6 +19,7 @@
 #include "adcorre/models/model_file.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
+#include "adcorre/util/pickle_scan.h"
 #include "adcorre/util/torch_archive.h"
 #include "adcorre/util/zip_integrity.h"
 #include "test_util.h"
@@ -260,7 +261,7 @@ TEST(ModelFileBehindTheCrc, CraftedPicklesWithValidCrcsGiveErrorsNamingTheFile) 
 
   const std::vector<std::pair<std::string, std::string>> crafted = {
       {"memo lookup of a missing index (BINGET 5)", std::string("\x80\x02h\x05.", 5)},
-      {"LONG_BINGET of a huge index", std::string("\x80\x02j\xff\xff\xff\x7f.", 8)},
+      {"LONG_BINGET of a missing index", std::string("\x80\x02j\x03\x00\x00\x00.", 8)},
       {"empty pickle", ""},
       {"truncated inside a dict", std::string("\x80\x02}q\x00(X\x01\x00\x00\x00", 11)},
       {"a lone STOP", "."},
@@ -268,6 +269,15 @@ TEST(ModelFileBehindTheCrc, CraftedPicklesWithValidCrcsGiveErrorsNamingTheFile) 
       {"an unknown opcode", std::string("\x80\x02\xfe.", 4)},
       {"a global that does not exist", std::string("\x80\x02" "cno_such\nthing\n.", 18)},
   };
+  // A memo index LibTorch would size a table from (the 31 GB LONG_BINPUT
+  // fuzz_model_file found): refused by the container check, before LibTorch.
+  {
+    const std::string path = t.tmp / "memo.pt";
+    write_bytes(path, with_pickle(std::string("\x80\x02}r\x01\x10\x00\x74.", 9)));
+    const std::string msg = error_of([&] { (void)models::load_model(path); });
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("LONG_BINPUT at byte 3 names memo entry 1946161153"), std::string::npos) << msg;
+  }
   for (const auto& [what, pickle] : crafted) {
     const std::string path = t.tmp / "crafted.pt";
     write_bytes(path, with_pickle(pickle));
@@ -283,4 +293,30 @@ TEST(ModelFileBehindTheCrc, CraftedPicklesWithValidCrcsGiveErrorsNamingTheFile) 
     }
     EXPECT_NE(msg.find(path), std::string::npos) << what << ": " << msg;
   }
+}
+
+// The memo scan itself: real pickles pass, out-of-range indices are named,
+// and no prefix of a real pickle makes it read past the end (ASan in
+// scripts/sanitize.sh; fuzz_zip_integrity runs it on any bytes).
+TEST(PickleScan, RealPicklesPassAndHugeMemoIndicesAreNamed) {
+  TinyModel t;
+  std::string pickle;
+  {
+    caffe2::serialize::PyTorchStreamReader reader(t.path);
+    for (const auto& name : reader.getAllRecords())
+      if (name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0) {
+        auto [ptr, n] = reader.getRecord(name);
+        pickle.assign(static_cast<const char*>(ptr.get()), n);
+      }
+  }
+  ASSERT_GT(pickle.size(), 100u);
+  auto scan = [](const std::string& b) { return fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(b.data()), b.size()); };
+  EXPECT_EQ(scan(pickle), "");
+  for (size_t n = 0; n <= pickle.size(); ++n) EXPECT_EQ(scan(pickle.substr(0, n)), "") << n;
+  EXPECT_NE(scan(std::string("\x80\x02}r\xff\xff\xff\x7f.", 9)).find("LONG_BINPUT at byte 3 names memo entry 2147483647"), std::string::npos);
+  EXPECT_NE(scan(std::string("\x80\x02j\x00\x00\x01\x00.", 8)).find("LONG_BINGET at byte 2"), std::string::npos);
+  EXPECT_NE(scan("(p99999\n."), "");  // protocol 0 PUT
+  EXPECT_EQ(scan("(p1\n."), "");
+  // An index hidden inside a string argument is data, not an opcode.
+  EXPECT_EQ(scan(std::string("\x80\x02X\x05\x00\x00\x00r\xff\xff\xff\x7f.", 13)), "");
 }

@@ -1,4 +1,5 @@
 #include "adcorre/util/zip_integrity.h"
+#include "adcorre/util/pickle_scan.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -176,6 +177,12 @@ std::string check(const Bytes& b) {
 #endif
     }
     if (actual != crc) return "entry '" + name + "' fails its CRC-32 check (damaged bytes)";
+    // A pickle that passes its CRC may still be crafted: its memo indices are
+    // bounded before LibTorch sizes a table from them (util/pickle_scan.h).
+    if (method == 0 && name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0) {
+      const std::string bad = pickle_memo_error(b.p + data, csize);
+      if (!bad.empty()) return "entry '" + name + "': " + bad;
+    }
     pos += 46 + name_len + extra_len + comment_len;
   }
   return "";

@@ -1,0 +1,29 @@
+// A bounds check of a pickle's memo indices, on its raw bytes, before
+// LibTorch's unpickler reads it.
+//
+// Why: LibTorch 1.13's unpickler sizes its memo table from the index a PUT
+// opcode names, so a data.pkl with valid CRC-32s and one LONG_BINPUT of 1.9e9
+// made it allocate 31 GB (found by fuzz_model_file); on a machine with that
+// much memory free the load would fill it before refusing the file. A pickle
+// written by a pickler numbers its memo entries 0, 1, 2, ... and every entry
+// costs at least two bytes, so an index at or above the pickle's size is
+// never legitimate.
+//
+// pickle_memo_error(bytes, size)
+//   requires: nothing (any bytes).
+//   ensures:  walks the opcodes of protocols 0-5 and returns "" when every
+//             memo index (PUT, BINPUT, LONG_BINPUT, GET, BINGET, LONG_BINGET)
+//             is below `size`, else a message naming the opcode, its offset
+//             and index. Stops quietly at an opcode it does not know or at a
+//             truncated argument (the unpickler refuses those itself). Never
+//             reads outside [bytes, bytes + size).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace adcorre::fs {
+
+std::string pickle_memo_error(const uint8_t* bytes, size_t size);
+
+}  // namespace adcorre::fs
