@@ -13,10 +13,13 @@
 //   requires: nothing (any bytes).
 //   ensures:  walks the opcodes of protocols 0-5 and returns "" when every
 //             memo index (PUT, BINPUT, LONG_BINPUT, GET, BINGET, LONG_BINGET)
-//             is below `size`, else a message naming the opcode, its offset
-//             and index. Stops quietly at an opcode it does not know or at a
-//             truncated argument (the unpickler refuses those itself). Never
-//             reads outside [bytes, bytes + size).
+//             is below `size` and every length-prefixed argument (strings,
+//             bytes, longs) fits in what is left of the pickle; else a message
+//             naming the opcode's offset and the index or length. (The
+//             unpickler allocates an announced string length before reading
+//             it: 1.6 GB for a 9 KB file.) Stops quietly at an opcode it does
+//             not know or at a truncated fixed-size argument (the unpickler
+//             refuses those itself). Never reads outside [bytes, bytes + size).
 #pragma once
 #include <cstddef>
 #include <cstdint>
