@@ -324,6 +324,29 @@ TEST(PickleScan, RealPicklesPassAndHugeMemoIndicesAreNamed) {
   EXPECT_NE(scan(std::string("\x80\x02j\x00\x00\x01\x00.", 8)).find("LONG_BINGET at byte 2"), std::string::npos);
   EXPECT_NE(scan("(p99999\n."), "");  // protocol 0 PUT
   EXPECT_EQ(scan("(p1\n."), "");
+  // Tensor storages: ('storage', torch.FloatStorage, key, location, numel) must fit their record.
+  const std::string persid = std::string("\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0"
+                                         "X\x03\x00\x00\x00" "cpuM\x00\x01tQ.", 55);
+  auto scan_with = [&](const std::map<std::string, uint64_t>& records) {
+    return fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(persid.data()), persid.size(), &records);
+  };
+  EXPECT_EQ(scan_with({{"0", 1024}}), "");  // 256 floats
+  EXPECT_NE(scan_with({{"0", 64}}).find("declares 256 elements for tensor data '0', more than its 64 bytes hold"), std::string::npos)
+      << scan_with({{"0", 64}});
+  EXPECT_NE(scan_with({{"1", 1024}}).find("names tensor data '0', which the archive does not hold"), std::string::npos);
+  // The real pickle against its own records passes (every storage of the file checked).
+  {
+    std::map<std::string, uint64_t> records;
+    caffe2::serialize::PyTorchStreamReader reader(t.path);
+    for (const auto& name : reader.getAllRecords())
+      if (name.rfind("data/", 0) == 0) records[name.substr(5)] = std::get<1>(reader.getRecord(name));  // names without the archive's folder
+    ASSERT_FALSE(records.empty());
+    EXPECT_EQ(fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), &records), "");
+    auto fewer = records;
+    fewer.begin()->second -= 1;  // one byte short of what its storage declares
+    EXPECT_NE(fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), &fewer).find("more than its"),
+              std::string::npos);
+  }
   // An index hidden inside a string argument is data, not an opcode.
   EXPECT_EQ(scan(std::string("\x80\x02X\x05\x00\x00\x00r\xff\xff\xff\x7f.", 13)), "");
 }

@@ -1,6 +1,8 @@
 #include "adcorre/util/pickle_scan.h"
 
 #include <cstring>
+#include <map>
+#include <vector>
 
 namespace adcorre::fs {
 
@@ -14,7 +16,37 @@ uint64_t little_endian(const uint8_t* p, int n) {
 
 }  // namespace
 
-std::string pickle_memo_error(const uint8_t* p, size_t size) {
+namespace {
+
+// Bytes per element of LibTorch's storage classes ("torch\nFloatStorage"); 0: unknown.
+uint64_t storage_item_size(const std::string& global) {
+  static const std::map<std::string, uint64_t> sizes = {
+      {"torch\nFloatStorage", 4},  {"torch\nDoubleStorage", 8}, {"torch\nHalfStorage", 2},
+      {"torch\nBFloat16Storage", 2}, {"torch\nLongStorage", 8},  {"torch\nIntStorage", 4},
+      {"torch\nShortStorage", 2},  {"torch\nCharStorage", 1},   {"torch\nByteStorage", 1},
+      {"torch\nBoolStorage", 1},   {"torch\nComplexFloatStorage", 8}, {"torch\nComplexDoubleStorage", 16}};
+  auto it = sizes.find(global);
+  return it == sizes.end() ? 0 : it->second;
+}
+
+// The values the scan follows: strings, globals and integers, in the order
+// they were pushed (what a persistent id's tuple is built from).
+struct Atom {
+  enum Kind { kString, kGlobal, kInt, kOther } kind = kOther;
+  std::string text;
+  uint64_t value = 0;
+};
+
+}  // namespace
+
+std::string pickle_memo_error(const uint8_t* p, size_t size, const std::map<std::string, uint64_t>* records) {
+  std::vector<Atom> recent;  // the last few atoms (a persistent id needs five)
+  std::map<uint64_t, Atom> memo;
+  auto push = [&](Atom a) {
+    recent.push_back(std::move(a));
+    if (recent.size() > 8) recent.erase(recent.begin());
+  };
+  auto last = [&]() { return recent.empty() ? Atom{} : recent.back(); };
   size_t at = 0;
   // Skips the n-byte argument; false when it runs past the end.
   auto skip = [&](uint64_t n) {
@@ -63,14 +95,37 @@ std::string pickle_memo_error(const uint8_t* p, size_t size) {
       case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x81: case 0x93: case 0x94: case 0x8f:
       case 0x90: case 0x91: case 0x92: case 0x97: case 0x98:
         if (op == '.') return "";  // STOP: what follows is not read by the unpickler
+        if (op == 'Q' && records && recent.size() >= 5) {
+          // ('storage', torch.<Type>Storage, key, location, numel) BINPERSID
+          const Atom* id = &recent[recent.size() - 5];
+          if (id[0].kind == Atom::kString && id[0].text == "storage" && id[1].kind == Atom::kGlobal &&
+              id[2].kind == Atom::kString && id[4].kind == Atom::kInt) {
+            const uint64_t item = storage_item_size(id[1].text);
+            auto rec = records->find(id[2].text);
+            if (rec == records->end() && id[4].value > 0)
+              return "pickle at byte " + std::to_string(offset) + " names tensor data '" + id[2].text + "', which the archive does not hold";
+            uint64_t need = 0;
+            if (rec != records->end() && item > 0 && (__builtin_mul_overflow(id[4].value, item, &need) || need > rec->second))
+              return "pickle at byte " + std::to_string(offset) + " declares " + std::to_string(id[4].value) + " elements for tensor data '" +
+                     id[2].text + "', more than its " + std::to_string(rec->second) + " bytes hold";
+          }
+        }
+        // Every other opcode here leaves a value the scan does not follow; MARK
+        // and TUPLE do not (a persistent id is MARK, five values, TUPLE).
+        if (op != '(' && op != 't') push(Atom{});
         break;
       // memo indices
       case 'q': case 'h':
         if (!read(1, &v)) return "";
-        break;  // one byte: always below 256, and a pickle that uses it is longer than that or fails anyway
+        // one byte: always below 256, harmless whatever the pickle's size
+        if (op == 'q') memo[v] = last();
+        else push(memo.count(v) ? memo[v] : Atom{});
+        break;
       case 'r': case 'j':
         if (!read(4, &v)) return "";
         if (auto e = check(op == 'r' ? "LONG_BINPUT" : "LONG_BINGET", offset, v); !e.empty()) return e;
+        if (op == 'r') memo[v] = last();
+        else push(memo.count(v) ? memo[v] : Atom{});
         break;
       case 'p': case 'g':
         if (!line(&text)) return "";
@@ -80,19 +135,24 @@ std::string pickle_memo_error(const uint8_t* p, size_t size) {
           return "";  // not a number: the unpickler refuses it
         }
         if (auto e = check(op == 'p' ? "PUT" : "GET", offset, v); !e.empty()) return e;
+        if (op == 'p') memo[v] = last();
+        else push(memo.count(v) ? memo[v] : Atom{});
         break;
       // fixed-size arguments
-      case 'K': case 0x80: case 0x82:
+      case 0x80:  // PROTO
         if (!skip(1)) return "";
         break;
-      case 'M': case 0x83:
-        if (!skip(2)) return "";
+      case 'K': case 'M': case 'J':  // BININT1, BININT2, BININT (the numel of a storage)
+        if (!read(op == 'K' ? 1 : op == 'M' ? 2 : 4, &v)) return "";
+        push(Atom{Atom::kInt, "", op == 'J' ? static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v))) : v});
         break;
-      case 'J': case 0x84:
-        if (!skip(4)) return "";
+      case 0x82: case 0x83: case 0x84:
+        if (!skip(op == 0x82 ? 1 : op == 0x83 ? 2 : 4)) return "";
+        push(Atom{});
         break;
       case 'G': case 0x95:
         if (!skip(8)) return "";
+        if (op == 'G') push(Atom{});
         break;
       // length-prefixed arguments
       case 'U': case 'C': case 0x8c: case 0x8a:
@@ -101,16 +161,24 @@ std::string pickle_memo_error(const uint8_t* p, size_t size) {
         const int width = (op == 'U' || op == 'C' || op == 0x8c || op == 0x8a) ? 1 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
         if (!read(width, &v)) return "";
         if (auto e = too_long(offset, v); !e.empty()) return e;
+        const bool text = op == 'X' || op == 0x8c || op == 0x8d;
+        if (text) push(Atom{Atom::kString, std::string(reinterpret_cast<const char*>(p + at), static_cast<size_t>(v)), 0});
+        else if (op == 0x8a && v <= 8) push(Atom{Atom::kInt, "", little_endian(p + at, static_cast<int>(v))});  // LONG1
+        else push(Atom{});
         skip(v);
         break;
       }
       // newline-terminated arguments
       case 'I': case 'L': case 'F': case 'S': case 'V': case 'P':
         if (!line(nullptr)) return "";
+        push(Atom{});
         break;
-      case 'c': case 'i':
-        if (!line(nullptr) || !line(nullptr)) return "";
+      case 'c': case 'i': {
+        std::string module, name;
+        if (!line(&module) || !line(&name)) return "";
+        push(op == 'c' ? Atom{Atom::kGlobal, module + "\n" + name, 0} : Atom{});
         break;
+      }
       default:
         return "";  // an opcode this scan does not know: left to the unpickler
     }

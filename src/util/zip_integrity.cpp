@@ -1,6 +1,9 @@
 #include "adcorre/util/zip_integrity.h"
 #include "adcorre/util/pickle_scan.h"
 
+#include <map>
+#include <vector>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -139,6 +142,12 @@ std::string check(const Bytes& b) {
   if (!b.has(cd_offset, cd_size)) return "the central directory lies outside the file (truncated?)";
   uint64_t pos = cd_offset;
   const uint64_t cd_end = cd_offset + cd_size;
+  struct Pickle {
+    std::string name;
+    uint64_t data, size;
+  };
+  std::vector<Pickle> pickles;
+  std::map<std::string, uint64_t> entry_sizes;
   for (uint64_t i = 0; i < entries; ++i) {
     const std::string where = "central directory entry " + std::to_string(i);
     if (pos + 46 > cd_end || b.u32(pos) != kCentralSig) return where + " is damaged";
@@ -177,13 +186,22 @@ std::string check(const Bytes& b) {
 #endif
     }
     if (actual != crc) return "entry '" + name + "' fails its CRC-32 check (damaged bytes)";
-    // A pickle that passes its CRC may still be crafted: its memo indices are
-    // bounded before LibTorch sizes a table from them (util/pickle_scan.h).
-    if (method == 0 && name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0) {
-      const std::string bad = pickle_memo_error(b.p + data, csize);
-      if (!bad.empty()) return "entry '" + name + "': " + bad;
-    }
+    // A pickle that passes its CRC may still be crafted: it is scanned after
+    // the loop, when every entry's size is known (util/pickle_scan.h).
+    if (method == 0 && name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0)
+      pickles.push_back({name, data, csize});
+    entry_sizes[name] = usize;
     pos += 46 + name_len + extra_len + comment_len;
+  }
+  // Each pickle's memo indices and lengths, and the tensor storages it
+  // declares against the sizes of its data/<key> entries.
+  for (const Pickle& pk : pickles) {
+    const std::string prefix = pk.name.substr(0, pk.name.size() - 8) + "data/";
+    std::map<std::string, uint64_t> records;
+    for (auto it = entry_sizes.lower_bound(prefix); it != entry_sizes.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+      records[it->first.substr(prefix.size())] = it->second;
+    const std::string bad = pickle_memo_error(b.p + pk.data, pk.size, &records);
+    if (!bad.empty()) return "entry '" + pk.name + "': " + bad;
   }
   return "";
 }

@@ -20,13 +20,22 @@
 //             it: 1.6 GB for a 9 KB file.) Stops quietly at an opcode it does
 //             not know or at a truncated fixed-size argument (the unpickler
 //             refuses those itself). Never reads outside [bytes, bytes + size).
+//
+// With `records` (the sizes of the archive's data/<key> entries, by key), it
+// also checks every tensor storage the pickle declares, LibTorch's persistent
+// id ('storage', torch.<Type>Storage, key, location, numel): its key must name
+// a record, and numel x the type's size must fit in it. LibTorch 1.13 builds
+// the storage with the declared size over the record's bytes, so a larger
+// declaration made reading the weights read past them (an out-of-bounds read,
+// found by fuzz_model_file).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace adcorre::fs {
 
-std::string pickle_memo_error(const uint8_t* bytes, size_t size);
+std::string pickle_memo_error(const uint8_t* bytes, size_t size, const std::map<std::string, uint64_t>* records = nullptr);
 
 }  // namespace adcorre::fs
