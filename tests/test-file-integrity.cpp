@@ -347,6 +347,11 @@ TEST(PickleScan, RealPicklesPassAndHugeMemoIndicesAreNamed) {
     EXPECT_NE(fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), &fewer).find("more than its"),
               std::string::npos);
   }
+  // Unicode strings must be UTF-8 (a crafted invalid one preceded heap corruption in LibTorch 1.13).
+  EXPECT_EQ(scan(std::string("\x80\x02X\x05\x00\x00\x00" "caf\xc3\xa9" ".", 13)), "");
+  EXPECT_NE(scan(std::string("\x80\x02X\x02\x00\x00\x00\x81\x41.", 10)).find("at byte 2 holds a unicode string that is not valid UTF-8"),
+            std::string::npos);
+  EXPECT_NE(scan(std::string("\x80\x02\x8c\x03\xed\xa0\x80.", 8)).find("not valid UTF-8"), std::string::npos);  // a surrogate
   // An index hidden inside a string argument is data, not an opcode.
-  EXPECT_EQ(scan(std::string("\x80\x02X\x05\x00\x00\x00r\xff\xff\xff\x7f.", 13)), "");
+  EXPECT_EQ(scan(std::string("\x80\x02X\x05\x00\x00\x00r\x7f\x7f\x7f\x7f.", 13)), "");
 }

@@ -29,6 +29,31 @@ uint64_t storage_item_size(const std::string& global) {
   return it == sizes.end() ? 0 : it->second;
 }
 
+// Whether [p, p + n) is well-formed UTF-8 (what every pickler writes for a
+// unicode string; LibTorch 1.13's unpickler takes any bytes, and a crafted
+// name of invalid UTF-8 was followed by heap corruption: fuzz_model_file).
+bool valid_utf8(const uint8_t* p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    const uint8_t c = p[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || len > n - i) return false;
+    if (len == 2 && c < 0xc2) return false;  // overlong
+    for (size_t k = 1; k < len; ++k)
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+    if (len == 3) {
+      const uint32_t cp = ((c & 0x0fu) << 12) | ((p[i + 1] & 0x3fu) << 6) | (p[i + 2] & 0x3fu);
+      if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    }
+    if (len == 4) {
+      const uint32_t cp = ((c & 0x07u) << 18) | ((p[i + 1] & 0x3fu) << 12) | ((p[i + 2] & 0x3fu) << 6) | (p[i + 3] & 0x3fu);
+      if (cp < 0x10000 || cp > 0x10ffff) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
 // The values the scan follows: strings, globals and integers, in the order
 // they were pushed (what a persistent id's tuple is built from).
 struct Atom {
@@ -162,6 +187,8 @@ std::string pickle_memo_error(const uint8_t* p, size_t size, const std::map<std:
         if (!read(width, &v)) return "";
         if (auto e = too_long(offset, v); !e.empty()) return e;
         const bool text = op == 'X' || op == 0x8c || op == 0x8d;
+        if (text && !valid_utf8(p + at, static_cast<size_t>(v)))
+          return "pickle opcode at byte " + std::to_string(offset) + " holds a unicode string that is not valid UTF-8";
         if (text) push(Atom{Atom::kString, std::string(reinterpret_cast<const char*>(p + at), static_cast<size_t>(v)), 0});
         else if (op == 0x8a && v <= 8) push(Atom{Atom::kInt, "", little_endian(p + at, static_cast<int>(v))});  // LONG1
         else push(Atom{});
