@@ -4,8 +4,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+#include <thread>
 
 #include "adcorre/util/error.h"
 
@@ -109,8 +113,28 @@ KerasFile read_keras_file(const std::string& path) {
       _exit(rc);
     }
     if (child > 0) {  // (fork failed: read in this process, as without the check)
+      // A damaged file can also make libhdf5 loop (seen under ASan, where the
+      // bad read of the crash above lands in mapped memory): the child gets a
+      // deadline (ADCORRE_HDF5_CHECK_SECONDS, default 60; a sound 90 MB file
+      // reads in a few seconds) and is killed past it.
+      double limit_s = 60;
+      if (const char* env = std::getenv("ADCORRE_HDF5_CHECK_SECONDS"); env && std::atof(env) > 0) limit_s = std::atof(env);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
       int status = 0;
-      while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      for (;;) {
+        const pid_t r = waitpid(child, &status, WNOHANG);
+        if (r == child || (r < 0 && errno != EINTR)) break;
+        if (std::chrono::steady_clock::now() > deadline) {
+          kill(child, SIGKILL);
+          while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+          }
+          std::ostringstream limit;
+          limit << limit_s;
+          throw Error("HDF5 file " + path + ": libhdf5 did not finish reading it within " + limit.str() +
+                      " s (in a separate checking process, now stopped): the file is damaged or crafted, or needs a larger "
+                      "ADCORRE_HDF5_CHECK_SECONDS; nothing was read from it");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
       if (WIFSIGNALED(status))
         throw Error("HDF5 file " + path + ": libhdf5 crashed reading it (signal " + std::to_string(WTERMSIG(status)) +
