@@ -310,7 +310,7 @@ TEST(PickleScan, RealPicklesPassAndHugeMemoIndicesAreNamed) {
       }
   }
   ASSERT_GT(pickle.size(), 100u);
-  auto scan = [](const std::string& b) { return fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(b.data()), b.size()); };
+  auto scan = [](const std::string& b) { return fs::pickle_scan_error(reinterpret_cast<const uint8_t*>(b.data()), b.size()); };
   EXPECT_EQ(scan(pickle), "");
   // Every prefix either passes or is refused for an argument cut short; none is misread.
   for (size_t n = 0; n <= pickle.size(); ++n) {
@@ -328,7 +328,7 @@ TEST(PickleScan, RealPicklesPassAndHugeMemoIndicesAreNamed) {
   const std::string persid = std::string("\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0"
                                          "X\x03\x00\x00\x00" "cpuM\x00\x01tQ.", 55);
   auto scan_with = [&](const std::map<std::string, uint64_t>& records) {
-    return fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(persid.data()), persid.size(), &records);
+    return fs::pickle_scan_error(reinterpret_cast<const uint8_t*>(persid.data()), persid.size(), &records);
   };
   EXPECT_EQ(scan_with({{"0", 1024}}), "");  // 256 floats
   EXPECT_NE(scan_with({{"0", 64}}).find("declares 256 elements for tensor data '0', more than its 64 bytes hold"), std::string::npos)
@@ -341,10 +341,10 @@ TEST(PickleScan, RealPicklesPassAndHugeMemoIndicesAreNamed) {
     for (const auto& name : reader.getAllRecords())
       if (name.rfind("data/", 0) == 0) records[name.substr(5)] = std::get<1>(reader.getRecord(name));  // names without the archive's folder
     ASSERT_FALSE(records.empty());
-    EXPECT_EQ(fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), &records), "");
+    EXPECT_EQ(fs::pickle_scan_error(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), &records), "");
     auto fewer = records;
     fewer.begin()->second -= 1;  // one byte short of what its storage declares
-    EXPECT_NE(fs::pickle_memo_error(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), &fewer).find("more than its"),
+    EXPECT_NE(fs::pickle_scan_error(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), &fewer).find("more than its"),
               std::string::npos);
   }
   // Unicode strings must be UTF-8 (a crafted invalid one preceded heap corruption in LibTorch 1.13).

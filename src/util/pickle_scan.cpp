@@ -14,10 +14,6 @@ uint64_t little_endian(const uint8_t* p, int n) {
   return v;
 }
 
-}  // namespace
-
-namespace {
-
 // Bytes per element of LibTorch's storage classes ("torch\nFloatStorage"); 0: unknown.
 uint64_t storage_item_size(const std::string& global) {
   static const std::map<std::string, uint64_t> sizes = {
@@ -64,7 +60,7 @@ struct Atom {
 
 }  // namespace
 
-std::string pickle_memo_error(const uint8_t* p, size_t size, const std::map<std::string, uint64_t>* records) {
+std::string pickle_scan_error(const uint8_t* p, size_t size, const std::map<std::string, uint64_t>* records) {
   std::vector<Atom> recent;  // the last few atoms (a persistent id needs five)
   std::map<uint64_t, Atom> memo;
   auto push = [&](Atom a) {

@@ -200,7 +200,7 @@ std::string check(const Bytes& b) {
     std::map<std::string, uint64_t> records;
     for (auto it = entry_sizes.lower_bound(prefix); it != entry_sizes.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
       records[it->first.substr(prefix.size())] = it->second;
-    const std::string bad = pickle_memo_error(b.p + pk.data, pk.size, &records);
+    const std::string bad = pickle_scan_error(b.p + pk.data, pk.size, &records);
     if (!bad.empty()) return "entry '" + pk.name + "': " + bad;
   }
   return "";

@@ -1,5 +1,5 @@
-// A bounds check of a pickle's memo indices, on its raw bytes, before
-// LibTorch's unpickler reads it.
+// Checks of a pickle's raw bytes before LibTorch's unpickler reads it: memo
+// indices, argument lengths, UTF-8 strings, declared tensor storages.
 //
 // Why: LibTorch 1.13's unpickler sizes its memo table from the index a PUT
 // opcode names, so a data.pkl with valid CRC-32s and one LONG_BINPUT of 1.9e9
@@ -9,7 +9,7 @@
 // costs at least two bytes, so an index at or above the pickle's size is
 // never legitimate.
 //
-// pickle_memo_error(bytes, size)
+// pickle_scan_error(bytes, size)
 //   requires: nothing (any bytes).
 //   ensures:  walks the opcodes of protocols 0-5 and returns "" when every
 //             memo index (PUT, BINPUT, LONG_BINPUT, GET, BINGET, LONG_BINGET)
@@ -36,6 +36,6 @@
 
 namespace adcorre::fs {
 
-std::string pickle_memo_error(const uint8_t* bytes, size_t size, const std::map<std::string, uint64_t>* records = nullptr);
+std::string pickle_scan_error(const uint8_t* bytes, size_t size, const std::map<std::string, uint64_t>* records = nullptr);
 
 }  // namespace adcorre::fs
