@@ -11,6 +11,11 @@
 #include "adcorre/util/error.h"
 #include "dlib_face.h"
 
+namespace adcorre::infer::detail {
+// src/infer/blazeface_detector.cpp (kept apart: it needs LibTorch, this file does not).
+std::unique_ptr<FaceDetector> make_blazeface_detector(const DetectorOptions& opts);
+}  // namespace adcorre::infer::detail
+
 namespace adcorre::infer {
 
 namespace {
@@ -88,7 +93,7 @@ double detection_scale(cv::Size size, int max_side) {
 std::string default_detector_kind() { return dlib_available() ? "dlib" : "haar"; }
 
 std::vector<std::string> detector_kinds() {
-  std::vector<std::string> kinds{"haar", "lbp"};
+  std::vector<std::string> kinds{"haar", "lbp", "blazeface"};
   if (dlib_available()) kinds.push_back("dlib");
   kinds.push_back("none");
   return kinds;
@@ -120,7 +125,9 @@ std::unique_ptr<FaceDetector> make_detector(const DetectorOptions& opts) {
   check(opts.dlib_threshold >= -2 && opts.dlib_threshold <= 2, "detector: dlib_threshold must be in [-2, 2] (got " + std::to_string(opts.dlib_threshold) + ")");
   check(opts.max_side <= 0 || opts.max_side >= 64, "detector: max_side must be >= 64 or 0 for no limit (got " + std::to_string(opts.max_side) + ")");
   if (opts.kind == "haar" || opts.kind == "lbp") return std::make_unique<CascadeDetector>(cascade_file(opts.kind), opts);
+  check(opts.blazeface_score > 0 && opts.blazeface_score < 1, "detector: blazeface_score must be in (0, 1) (got " + std::to_string(opts.blazeface_score) + ")");
   if (opts.kind == "dlib") return detail::make_dlib_detector(opts);
+  if (opts.kind == "blazeface") return detail::make_blazeface_detector(opts);
   if (opts.kind == "none") return std::make_unique<WholeImage>();
   std::string known;
   for (const auto& k : detector_kinds()) known += (known.empty() ? "" : ", ") + k;

@@ -1,6 +1,8 @@
 // FaceDetector: finds faces in an 8-bit image, with nothing downloaded at run
 // time. Kinds: "haar" (OpenCV's frontal-face cascade from Debian's
-// opencv-data), "lbp" (OpenCV's LBP cascade), "dlib" (dlib's HOG
+// opencv-data), "lbp" (OpenCV's LBP cascade), "blazeface" (MediaPipe's
+// BlazeFace network from the npm package @vladmandic/human, compiled into the
+// library, run by LibTorch), "dlib" (dlib's HOG
 // detector, no model file; only when adcorre is built with dlib; the default
 // where it is, chosen on the scene benchmark of docs/predict.md), "none" (the
 // whole image is one face: for inputs that are already face crops).
@@ -33,6 +35,7 @@ struct DetectorOptions {
   int cascade_neighbors = 5;       // haar/lbp: OpenCV's minNeighbors (fewer: more faces, more false ones)
   double cascade_step = 1.1;       // haar/lbp: scale step between pyramid levels (> 1)
   double dlib_threshold = 0.0;     // dlib: added to the SVM threshold (negative: more faces, more false ones)
+  double blazeface_score = 0.5;    // blazeface: the least face probability kept, in (0, 1)
 };
 
 class FaceDetector {

@@ -1,0 +1,39 @@
+// Internal: the BlazeFace face detector (kind "blazeface"), MediaPipe's
+// BlazeFace network ("back" model, 256x256 input, 896 anchors) as shipped in
+// the npm package @vladmandic/human 3.3.6 (models/detectors/blazeface.*,
+// compiled into the library), run by the TensorFlow.js interpreter of
+// tfjs_graph.h.
+//
+// The picture is letterboxed onto a black square (top-left), resized to
+// 256x256 RGB in [-1, 1]; each anchor's face probability is sigmoid(logit),
+// its box is the anchor centre moved by the regressed offset, with the
+// regressed size (Human's decoding, src/face/blazeface.ts); boxes above the
+// score threshold go through non-maximum suppression (IoU 0.3).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include <opencv2/core/mat.hpp>
+#include <torch/types.h>
+
+#include "adcorre/infer/face_detector.h"
+#include "infer/tfjs_graph.h"
+
+namespace adcorre::infer::detail {
+
+// The built-in graph, parsed once (thread-safe).
+const TfjsGraph& blazeface_graph();
+
+// The network's input for a 256x256 8-bit RGB image: [1, 256, 256, 3], x / 127.5 - 1.
+torch::Tensor blazeface_input(const cv::Mat& rgb256);
+
+// The raw outputs for that input, in anchor order (the 16x16 grid's 512 anchors,
+// then the 8x8 grid's 384): logits [896] and regressors [896, 16].
+std::pair<torch::Tensor, torch::Tensor> blazeface_raw(const torch::Tensor& input);
+
+// The anchor centres in input pixels [896, 2] (strides 16 and 32; 2 and 6 per cell).
+torch::Tensor blazeface_anchors();
+
+std::unique_ptr<FaceDetector> make_blazeface_detector(const DetectorOptions& opts);
+
+}  // namespace adcorre::infer::detail

@@ -1,0 +1,129 @@
+// The BlazeFace detector of blazeface.h.
+#include <algorithm>
+#include <cmath>
+
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "adcorre/util/error.h"
+#include "infer/blazeface.h"
+
+namespace adcorre::embedded {
+extern const unsigned char blazeface_json[];
+extern const std::size_t blazeface_json_size;
+extern const unsigned char blazeface_bin[];
+extern const std::size_t blazeface_bin_size;
+}  // namespace adcorre::embedded
+
+namespace adcorre::infer::detail {
+
+namespace {
+
+constexpr int kInput = 256, kAnchors = 896;
+
+struct Candidate {
+  float score;
+  cv::Rect2f box;
+};
+
+float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
+  const float inter = (a & b).area();
+  const float uni = a.area() + b.area() - inter;
+  return uni > 0 ? inter / uni : 0.f;
+}
+
+class BlazeFaceDetector : public FaceDetector {
+ public:
+  explicit BlazeFaceDetector(const DetectorOptions& opts) : opts_(opts), anchors_(blazeface_anchors()) { blazeface_graph(); }
+
+  std::vector<cv::Rect> detect(const cv::Mat& image) override {
+    check(!image.empty(), "face detection: empty image");
+    cv::Mat rgb;
+    if (image.channels() == 1) cv::cvtColor(image, rgb, cv::COLOR_GRAY2RGB);
+    else if (image.channels() == 4) cv::cvtColor(image, rgb, cv::COLOR_BGRA2RGB);
+    else cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+    // Letterboxed (top-left) so faces keep their shape; the network sees 256x256.
+    const int side = std::max(rgb.cols, rgb.rows);
+    cv::Mat square(side, side, CV_8UC3, cv::Scalar::all(0));
+    rgb.copyTo(square(cv::Rect(0, 0, rgb.cols, rgb.rows)));
+    cv::Mat small;
+    cv::resize(square, small, cv::Size(kInput, kInput), 0, 0, side > kInput ? cv::INTER_AREA : cv::INTER_LINEAR);
+    const auto [logits, regs] = blazeface_raw(blazeface_input(small));
+    const float* lg = logits.data_ptr<float>();
+    const float* rg = regs.data_ptr<float>();
+    const float* an = anchors_.data_ptr<float>();
+    const float factor = static_cast<float>(side) / kInput;
+    const float min_logit = static_cast<float>(std::log(opts_.blazeface_score / (1 - opts_.blazeface_score)));
+    std::vector<Candidate> cands;
+    for (int i = 0; i < kAnchors; ++i) {
+      if (!(lg[i] >= min_logit)) continue;
+      const float* r = rg + 16 * i;
+      const float cx = an[2 * i] + r[0], cy = an[2 * i + 1] + r[1], w = r[2], h = r[3];
+      if (!(w > 0 && h > 0)) continue;
+      cands.push_back({1.f / (1.f + std::exp(-lg[i])), cv::Rect2f((cx - w / 2) * factor, (cy - h / 2) * factor, w * factor, h * factor)});
+    }
+    std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+    std::vector<cv::Rect2f> kept;
+    for (const auto& c : cands) {
+      bool overlaps = false;
+      for (const auto& k : kept) overlaps = overlaps || iou(c.box, k) > 0.3f;
+      if (!overlaps) kept.push_back(c.box);
+    }
+    const cv::Rect frame(0, 0, image.cols, image.rows);
+    std::vector<cv::Rect> boxes;
+    for (const auto& k : kept) {
+      cv::Rect r(cvRound(k.x), cvRound(k.y), cvRound(k.width), cvRound(k.height));
+      r &= frame;
+      if (r.width >= opts_.min_face && r.height >= opts_.min_face) boxes.push_back(r);
+    }
+    std::stable_sort(boxes.begin(), boxes.end(), [](const cv::Rect& a, const cv::Rect& b) { return a.area() > b.area(); });
+    return boxes;
+  }
+
+ private:
+  DetectorOptions opts_;
+  torch::Tensor anchors_;
+};
+
+}  // namespace
+
+const TfjsGraph& blazeface_graph() {
+  static const TfjsGraph graph(
+      std::string_view(reinterpret_cast<const char*>(embedded::blazeface_json), embedded::blazeface_json_size),
+      std::string_view(reinterpret_cast<const char*>(embedded::blazeface_bin), embedded::blazeface_bin_size),
+      "the built-in BlazeFace model (models/detectors/blazeface.json)");
+  return graph;
+}
+
+torch::Tensor blazeface_input(const cv::Mat& rgb256) {
+  check(rgb256.type() == CV_8UC3 && rgb256.rows == kInput && rgb256.cols == kInput, "BlazeFace: the input must be 256x256 8-bit RGB");
+  cv::Mat c = rgb256.isContinuous() ? rgb256 : rgb256.clone();
+  return torch::from_blob(c.data, {1, kInput, kInput, 3}, torch::kUInt8).to(torch::kFloat32).div_(127.5).sub_(1.0);
+}
+
+std::pair<torch::Tensor, torch::Tensor> blazeface_raw(const torch::Tensor& input) {
+  auto out = blazeface_graph().run(input, {"Identity", "Identity_1", "Identity_2", "Identity_3"});
+  auto logits = torch::cat({out[0].reshape({512}), out[1].reshape({384})}).contiguous();
+  auto regs = torch::cat({out[2].reshape({512, 16}), out[3].reshape({384, 16})}).contiguous();
+  return {logits, regs};
+}
+
+torch::Tensor blazeface_anchors() {
+  std::vector<float> a;
+  for (auto [stride, per_cell] : {std::pair{16, 2}, std::pair{32, 6}}) {
+    const int grid = (kInput + stride - 1) / stride;
+    for (int y = 0; y < grid; ++y)
+      for (int x = 0; x < grid; ++x)
+        for (int n = 0; n < per_cell; ++n) {
+          a.push_back(stride * (x + 0.5f));
+          a.push_back(stride * (y + 0.5f));
+        }
+  }
+  return torch::tensor(a).reshape({kAnchors, 2});
+}
+
+std::unique_ptr<FaceDetector> make_blazeface_detector(const DetectorOptions& opts) {
+  return std::make_unique<BlazeFaceDetector>(opts);
+}
+
+}  // namespace adcorre::infer::detail
