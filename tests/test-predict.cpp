@@ -273,10 +273,7 @@ TEST_F(PredictTest, CliFoldersAreSearchedRecursively) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0]["input"], (root / "a.jpg").string());
   EXPECT_EQ(lines[1]["input"], (root / "b" / "c" / "deep.png").string());
-  // The astronaut's face comes first in both. (dlib, the default detector,
-  // also reports a weak second box on her suit in the re-encoded JPEG: a
-  // known extra box, docs/predict.md; raising its threshold cost more found
-  // faces than extra boxes on the training scenes.)
+  // The astronaut's face comes first in both.
   for (const auto& l : lines) {
     ASSERT_GE(l["faces"].size(), 1u);
     const auto& b = l["faces"][0]["box"];

@@ -239,7 +239,7 @@ TEST(CropPolicy, FitRecoversAKnownTransform) {
 
 TEST(CropPolicy, PredictUsesTheDetectorsPolicyUnlessAMarginIsGiven) {
   infer::PredictOptions o;
-  for (const std::string kind : {"haar", "lbp", "dlib"}) {
+  for (const std::string kind : {"haar", "lbp", "dlib", "blazeface"}) {
     o.detector.kind = kind;
     const auto want = infer::crop_policy_for(kind);
     const auto got = infer::crop_policy_of(o);
@@ -294,9 +294,11 @@ TEST(SceneBench, CountsFoundExtraAndCorrectThroughThePredictor) {
   EXPECT_EQ(r[0]["accuracy"], 1.0);  // the shipped model calls the astronaut happy
   EXPECT_EQ(r[1]["recall"], 0.0);
   EXPECT_EQ(r[1]["extra_boxes"], 3);
+  EXPECT_EQ(r[1]["phantom_boxes"], 3);  // the whole picture lies mostly outside the face
   EXPECT_EQ(r[1]["accuracy"], 0.0);
   EXPECT_EQ(r[2]["found"], 3);
   EXPECT_EQ(r[2]["extra_boxes"], 0);
+  EXPECT_EQ(r[2]["phantom_boxes"], 0);
   EXPECT_GT(r[2]["fitted_crop"]["scale"].get<double>(), 0.5);
   EXPECT_LT(r[2]["fitted_crop"]["scale"].get<double>(), 1.5);
   EXPECT_FALSE(eval::scene_bench_table(j).empty());

@@ -8,7 +8,7 @@
 // 256x256 RGB in [-1, 1]; each anchor's face probability is sigmoid(logit),
 // its box is the anchor centre moved by the regressed offset, with the
 // regressed size (Human's decoding, src/face/blazeface.ts); boxes above the
-// score threshold go through non-maximum suppression (IoU 0.3).
+// score threshold go through weighted non-maximum suppression (IoU 0.3).
 #pragma once
 #include <memory>
 #include <vector>

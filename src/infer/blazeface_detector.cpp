@@ -63,11 +63,21 @@ class BlazeFaceDetector : public FaceDetector {
       cands.push_back({1.f / (1.f + std::exp(-lg[i])), cv::Rect2f((cx - w / 2) * factor, (cy - h / 2) * factor, w * factor, h * factor)});
     }
     std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+    // Weighted non-maximum suppression (MediaPipe's "blending"): each kept face
+    // is the score-weighted mean of the boxes that overlap its best one, which
+    // steadies the box more than keeping the single best anchor.
     std::vector<cv::Rect2f> kept;
-    for (const auto& c : cands) {
-      bool overlaps = false;
-      for (const auto& k : kept) overlaps = overlaps || iou(c.box, k) > 0.3f;
-      if (!overlaps) kept.push_back(c.box);
+    std::vector<bool> used(cands.size(), false);
+    for (size_t i = 0; i < cands.size(); ++i) {
+      if (used[i]) continue;
+      double wsum = 0, x = 0, y = 0, w = 0, h = 0;
+      for (size_t j = i; j < cands.size(); ++j) {
+        if (used[j] || iou(cands[i].box, cands[j].box) <= 0.3f) continue;
+        used[j] = true;
+        const double s = cands[j].score;
+        wsum += s, x += s * cands[j].box.x, y += s * cands[j].box.y, w += s * cands[j].box.width, h += s * cands[j].box.height;
+      }
+      kept.emplace_back(static_cast<float>(x / wsum), static_cast<float>(y / wsum), static_cast<float>(w / wsum), static_cast<float>(h / wsum));
     }
     const cv::Rect frame(0, 0, image.cols, image.rows);
     std::vector<cv::Rect> boxes;

@@ -90,7 +90,10 @@ double detection_scale(cv::Size size, int max_side) {
   return static_cast<double>(max_side) / longer;
 }
 
-std::string default_detector_kind() { return dlib_available() ? "dlib" : "haar"; }
+// BlazeFace: on the PublicTest scenes it finds 0.92 of the faces against
+// dlib's 0.75 and Haar's 0.52, with no phantom boxes, in a third of dlib's time
+// (docs/predict.md). It is compiled in, so every build with OpenCV has it.
+std::string default_detector_kind() { return "blazeface"; }
 
 std::vector<std::string> detector_kinds() {
   std::vector<std::string> kinds{"haar", "lbp", "blazeface"};

@@ -238,12 +238,20 @@ torch::Tensor TfjsGraph::eval_node(const Node& n, const std::vector<torch::Tenso
   }
   if (n.op == "_FusedConv2D" || n.op == "Conv2D" || n.op == "DepthwiseConv2dNative") {
     const bool depthwise = n.op == "DepthwiseConv2dNative";
-    auto x = padded(in_nchw(0), n.weight.size(2), n.weight.size(3), 0.0);
-    const std::vector<int64_t> no_padding{0, 0};
-    auto y = torch::conv2d(x, n.weight, n.bias.defined() ? n.bias : torch::Tensor(), n.strides, no_padding, n.dilations,
+    auto x = in_nchw(0);
+    std::vector<int64_t> pad{0, 0};
+    if (n.same) {
+      // Symmetric SAME padding goes to the convolution itself (no copy); only
+      // the odd extra pixel of a strided layer needs an explicit pad.
+      const auto [t, b] = same_pad(x.size(2), n.weight.size(2), n.strides[0], n.dilations[0]);
+      const auto [l, r] = same_pad(x.size(3), n.weight.size(3), n.strides[1], n.dilations[1]);
+      if (t == b && l == r) pad = {t, l};
+      else x = F::pad(x, F::PadFuncOptions({l, r, t, b}));
+    }
+    auto y = torch::conv2d(x, n.weight, n.bias.defined() ? n.bias : torch::Tensor(), n.strides, pad, n.dilations,
                            depthwise ? x.size(1) : 1);
-    if (n.activation == 1) y = torch::relu(y);
-    if (n.activation == 2) y = torch::clamp(y, 0, 6);
+    if (n.activation == 1) y.relu_();
+    if (n.activation == 2) y.clamp_(0, 6);
     return y;
   }
   if (n.op == "MaxPool") {

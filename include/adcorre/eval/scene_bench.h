@@ -2,6 +2,9 @@
 // exactly as `adcorre predict` runs it, for one or more detector and crop
 // settings. Per setting: detection recall (a true face counts as found when a
 // box overlaps it with IoU >= iou), extra boxes (matched to no true face),
+// phantom boxes (extra boxes lying mostly - over half their area - outside
+// every true face: detections of nothing; the other extra boxes are on a true
+// face but framed too differently from the pasted square to match it),
 // end-to-end accuracy over all true faces (a missed face counts as wrong),
 // accuracy of the found faces, and milliseconds per picture (decoding
 // excluded). Matching is one-to-one, best IoU first.
@@ -45,7 +48,7 @@ std::vector<int> match_boxes(const std::vector<cv::Rect>& truth, const std::vect
 // Runs every setting over the set in `dir` (truth.jsonl and its pictures).
 // Returns {"scenes":dir,"pictures":N,"faces":M,"iou":..,"results":[{"setting":..,
 // "detector":..,"crop":{policy},"recall":..,"found":..,"extra_boxes":..,
-// "extra_per_picture":..,"accuracy":..,"accuracy_found":..,"ms_per_picture":..,
+// "extra_per_picture":..,"phantom_boxes":..,"phantom_per_picture":..,"accuracy":..,"accuracy_found":..,"ms_per_picture":..,
 // ["fitted_crop":{policy}]}, ...]}. Throws adcorre::Error for a missing or
 // malformed truth file or picture (naming it), or a true label the model lacks.
 nlohmann::json run_scene_bench(infer::Predictor& predictor, const std::string& dir, const SceneBenchOptions& opts);

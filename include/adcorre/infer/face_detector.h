@@ -2,14 +2,15 @@
 // time. Kinds: "haar" (OpenCV's frontal-face cascade from Debian's
 // opencv-data), "lbp" (OpenCV's LBP cascade), "blazeface" (MediaPipe's
 // BlazeFace network from the npm package @vladmandic/human, compiled into the
-// library, run by LibTorch), "dlib" (dlib's HOG
-// detector, no model file; only when adcorre is built with dlib; the default
-// where it is, chosen on the scene benchmark of docs/predict.md), "none" (the
+// library, run by LibTorch; the default, chosen on the scene benchmark of
+// docs/predict.md), "dlib" (dlib's HOG detector, no model file; only when
+// adcorre is built with dlib), "none" (the
 // whole image is one face: for inputs that are already face crops).
 //
 // Requires: an 8-bit gray, BGR or BGRA image.
 // Ensures:  boxes lie inside the image, in its own coordinates (images larger
-//           than max_side are searched downscaled and the boxes mapped back),
+//           than max_side are searched downscaled and the boxes mapped back;
+//           blazeface always sees the picture letterboxed to 256x256),
 //           are at least about min_face pixels wide, and come largest first.
 // A detector object is NOT thread-safe (OpenCV's cascades and dlib's scanner
 // keep scratch state): use one per thread (Predictor keeps a pool).
@@ -22,8 +23,8 @@
 
 namespace adcorre::infer {
 
-// "dlib" where this build has it (best recall and fewest extra boxes on the
-// scene benchmark, docs/predict.md), else "haar".
+// "blazeface": the most faces found, no phantom boxes and the least time on
+// the scene benchmark (docs/predict.md).
 std::string default_detector_kind();
 
 struct DetectorOptions {
