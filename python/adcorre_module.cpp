@@ -1,7 +1,7 @@
 // The Python module `adcorre`: api::Recognizer for Python programs.
 //
 //   import adcorre
-//   rec = adcorre.Recognizer()                  # the shipped model, Haar detector
+//   rec = adcorre.Recognizer()                  # the shipped model, BlazeFace detector
 //   for face in rec.recognize_fer("photo.jpg"):  # or rec.predict(numpy_bgr_image)
 //       print(face["label"], face["score"], face["box"])
 //
@@ -154,7 +154,7 @@ PYBIND11_MODULE(adcorre, m) {
            py::arg("model") = py::none(), py::arg("detector") = adcorre::infer::default_detector_kind(), py::arg("min_face") = 40,
            py::arg("max_side") = 1280, py::arg("margin") = py::none(), py::arg("align") = false, py::arg("tta") = "none",
            py::arg("device") = "cpu",
-           "model: an adcorre model file (None: the shipped FER-2013 model). detector: haar | lbp | dlib | none "
+           "model: an adcorre model file (None: the shipped FER-2013 model). detector: blazeface | haar | lbp | dlib | none "
            "(none: the whole image is one face crop). min_face, max_side: detector sizes in pixels. margin: box "
            "growth per side before cropping (None: the detector's fitted crop policy). align: level the eyes (dlib). tta: none | flip. device: cpu | cuda.")
       .def("predict", &predict, py::arg("image"),

@@ -352,6 +352,12 @@ TEST_F(Serve, QueryOptions) {
   ASSERT_EQ(j["faces"].size(), 1u);
   EXPECT_EQ(j["faces"][0]["box"], json({0, 0, 512, 512}));
 
+  // Every detector of the build can be asked for, the default included.
+  for (const auto& kind : infer::detector_kinds()) {
+    r = c.Post("/v1/predict?detector=" + kind, photo, "image/jpeg");
+    ASSERT_EQ(r->status, 200) << kind << ": " << r->body;
+    EXPECT_EQ(json::parse(r->body)["detector"], kind);
+  }
   EXPECT_NE(error_of(c.Post("/v1/predict?detector=yolo", photo, "image/jpeg"), 400).find("detector"), std::string::npos);
   EXPECT_NE(error_of(c.Post("/v1/predict?top_k=two", photo, "image/jpeg"), 400).find("top_k"), std::string::npos);
   EXPECT_NE(error_of(c.Post("/v1/predict?top_k=99", photo, "image/jpeg"), 400).find("top_k"), std::string::npos);

@@ -99,7 +99,7 @@ adcorre::cli::Registrar register_serve({"serve", "the HTTP service: POST /v1/pre
                                app.add_option("--read-timeout", s.read_timeout_s, "seconds a whole request may take to arrive (else 408)")->capture_default_str();
                                app.add_option("--keep-alive-timeout", s.keep_alive_timeout_s, "seconds a connection may idle between requests")->capture_default_str();
                                app.add_option("--write-timeout", s.write_timeout_s, "seconds a client may stall while receiving")->capture_default_str();
-                               app.add_option("--detector", o->detector, "default face detector: haar | lbp | dlib | none")->capture_default_str();
+                               app.add_option("--detector", o->detector, "default face detector: blazeface | haar | lbp | dlib | none")->capture_default_str();
                                app.add_option("--min-face", o->min_face, "default smallest face in pixels")->capture_default_str();
                                return [o] { return run_serve(*o); };
                              }});

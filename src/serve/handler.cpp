@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const std::vector<std::string> kDetectors{"haar", "lbp", "dlib", "none"};
+const std::vector<std::string> kDetectors{"blazeface", "haar", "lbp", "dlib", "none"};
 const char* const kFormats = "a JPEG, PNG, BMP, GIF, WebP, TIFF or PNM (PGM/PPM) image";
 
 // The routes and the methods each allows (HEAD comes with GET).
