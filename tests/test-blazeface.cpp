@@ -258,3 +258,33 @@ TEST(BlazeFace, ScoreAndMinFaceFilter) {
   o.blazeface_score = 1.0;
   EXPECT_THROW(make_detector(o), Error);
 }
+
+TEST(BlazeFace, TilesFindTheSameFaceOnceInPictureCoordinates) {
+  // The sample photo shrunk to 384x384 (face about 65 px) near the corner of
+  // a 1600x1200 picture: a face of 4 % of the longer side.
+  cv::Mat img = cv::imread(std::string(ADCORRE_SOURCE_DIR) + "/examples/astronaut.jpg", cv::IMREAD_COLOR), small;
+  ASSERT_FALSE(img.empty());
+  cv::resize(img, small, cv::Size(384, 384), 0, 0, cv::INTER_AREA);
+  cv::Mat big(1200, 1600, CV_8UC3, cv::Scalar(110, 110, 110));
+  const cv::Rect at(1100, 700, 384, 384);
+  small.copyTo(big(at));
+  // Where the face is: the 512-px sample's face centre (about 221, 120) scaled by 0.75.
+  const cv::Point2d want(at.x + 221 * 0.75, at.y + 120 * 0.75);
+  for (int tiles : {1, 2, 3, 4}) {
+    DetectorOptions o;
+    o.kind = "blazeface";
+    o.min_face = 20;
+    o.blazeface_tiles = tiles;
+    const auto boxes = make_detector(o)->detect(big);
+    ASSERT_EQ(boxes.size(), 1u) << tiles << " tiles";  // a face seen by several passes is merged into one box
+    const cv::Point2d c(boxes[0].x + boxes[0].width / 2.0, boxes[0].y + boxes[0].height / 2.0);
+    EXPECT_NEAR(c.x, want.x, 20) << tiles << " tiles";
+    EXPECT_NEAR(c.y, want.y, 20) << tiles << " tiles";
+    EXPECT_GT(boxes[0].width, 40) << tiles << " tiles";
+    EXPECT_LT(boxes[0].width, 110) << tiles << " tiles";
+  }
+  DetectorOptions bad;
+  bad.kind = "blazeface";
+  bad.blazeface_tiles = 9;
+  EXPECT_THROW(make_detector(bad), Error);
+}

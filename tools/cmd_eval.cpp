@@ -71,9 +71,10 @@ adcorre::infer::DetectorOptions parse_detector_spec(const std::string& spec) {
     else if (key == "step") d.cascade_step = v;
     else if (key == "threshold") d.dlib_threshold = v;
     else if (key == "score") d.blazeface_score = v;
+    else if (key == "tiles") d.blazeface_tiles = static_cast<int>(v);
     else if (key == "min-face") d.min_face = static_cast<int>(v);
     else if (key == "max-side") d.max_side = static_cast<int>(v);
-    else throw adcorre::Error("--detectors: unknown key '" + key + "' in '" + spec + "' (known: neighbors, step, threshold, score, min-face, max-side)");
+    else throw adcorre::Error("--detectors: unknown key '" + key + "' in '" + spec + "' (known: neighbors, step, threshold, score, tiles, min-face, max-side)");
   }
   return d;
 }

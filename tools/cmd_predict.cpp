@@ -606,6 +606,9 @@ adcorre::cli::Registrar register_predict(
        app.add_option("--model", o->model, "model file (default: $ADCORRE_MODEL or models/fer2013-compact.pt)");
        app.add_option("--camera", o->camera, "also read camera N (until Ctrl-C or --max-frames)")->check(cli::at_least(0));
        app.add_option("--detector", o->opts.detector.kind, "face detector: blazeface | haar | lbp | dlib | none (inputs are face crops)")->capture_default_str();
+       app.add_option("--tiles", o->opts.detector.blazeface_tiles,
+                      "blazeface: also search an N x N grid of overlapping tiles, for faces under ~8 % of the picture's longer side (1: off)")
+           ->check(cli::at_least(1))->capture_default_str();
        app.add_option("--min-face", o->opts.detector.min_face, "smallest face to find, in pixels")->check(cli::at_least(1))->capture_default_str();
        app.add_option("--max-side", o->opts.detector.max_side, "images larger than this are downscaled for detection (0: never)")
            ->check(CLI::Validator([](std::string& v) {

@@ -9,6 +9,9 @@
 // its box is the anchor centre moved by the regressed offset, with the
 // regressed size (Human's decoding, src/face/blazeface.ts); boxes above the
 // score threshold go through weighted non-maximum suppression (IoU 0.3).
+// With blazeface_tiles N > 1 the network also runs on an N x N grid of
+// overlapping squares (each 1.25 x side / N), for faces too small in the
+// whole view; all passes' boxes share one suppression.
 #pragma once
 #include <memory>
 #include <vector>

@@ -44,23 +44,20 @@ class BlazeFaceDetector : public FaceDetector {
     else cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
     // Letterboxed (top-left) so faces keep their shape; the network sees 256x256.
     const int side = std::max(rgb.cols, rgb.rows);
-    cv::Mat square(side, side, CV_8UC3, cv::Scalar::all(0));
-    rgb.copyTo(square(cv::Rect(0, 0, rgb.cols, rgb.rows)));
-    cv::Mat small;
-    cv::resize(square, small, cv::Size(kInput, kInput), 0, 0, side > kInput ? cv::INTER_AREA : cv::INTER_LINEAR);
-    const auto [logits, regs] = blazeface_raw(blazeface_input(small));
-    const float* lg = logits.data_ptr<float>();
-    const float* rg = regs.data_ptr<float>();
-    const float* an = anchors_.data_ptr<float>();
-    const float factor = static_cast<float>(side) / kInput;
-    const float min_logit = static_cast<float>(std::log(opts_.blazeface_score / (1 - opts_.blazeface_score)));
     std::vector<Candidate> cands;
-    for (int i = 0; i < kAnchors; ++i) {
-      if (!(lg[i] >= min_logit)) continue;
-      const float* r = rg + 16 * i;
-      const float cx = an[2 * i] + r[0], cy = an[2 * i + 1] + r[1], w = r[2], h = r[3];
-      if (!(w > 0 && h > 0)) continue;
-      cands.push_back({1.f / (1.f + std::exp(-lg[i])), cv::Rect2f((cx - w / 2) * factor, (cy - h / 2) * factor, w * factor, h * factor)});
+    search(rgb, cv::Rect(0, 0, side, side), cands);
+    if (opts_.blazeface_tiles > 1) {
+      // Overlapping tiles (a quarter of a tile's side shared with the next),
+      // each seen at 256x256 too: small faces get more pixels.
+      const int n = opts_.blazeface_tiles;
+      const int tile = static_cast<int>(std::ceil(1.25 * side / n));
+      const double step = n > 1 ? static_cast<double>(side - tile) / (n - 1) : 0;
+      const cv::Rect frame(0, 0, rgb.cols, rgb.rows);
+      for (int ty = 0; ty < n; ++ty)
+        for (int tx = 0; tx < n; ++tx) {
+          const cv::Rect r(static_cast<int>(std::lround(tx * step)), static_cast<int>(std::lround(ty * step)), tile, tile);
+          if ((r & frame).area() > 0) search(rgb, r, cands);
+        }
     }
     std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
     // Weighted non-maximum suppression (MediaPipe's "blending"): each kept face
@@ -91,6 +88,30 @@ class BlazeFaceDetector : public FaceDetector {
   }
 
  private:
+  // One pass of the network over the square `region` of `rgb` (parts outside
+  // the picture are black), adding its faces in picture coordinates.
+  void search(const cv::Mat& rgb, const cv::Rect& region, std::vector<Candidate>& cands) const {
+    cv::Mat square(region.height, region.width, CV_8UC3, cv::Scalar::all(0));
+    const cv::Rect inside = region & cv::Rect(0, 0, rgb.cols, rgb.rows);
+    rgb(inside).copyTo(square(cv::Rect(inside.x - region.x, inside.y - region.y, inside.width, inside.height)));
+    cv::Mat small;
+    cv::resize(square, small, cv::Size(kInput, kInput), 0, 0, region.width > kInput ? cv::INTER_AREA : cv::INTER_LINEAR);
+    const auto [logits, regs] = blazeface_raw(blazeface_input(small));
+    const float* lg = logits.data_ptr<float>();
+    const float* rg = regs.data_ptr<float>();
+    const float* an = anchors_.data_ptr<float>();
+    const float factor = static_cast<float>(region.width) / kInput;
+    const float min_logit = static_cast<float>(std::log(opts_.blazeface_score / (1 - opts_.blazeface_score)));
+    for (int i = 0; i < kAnchors; ++i) {
+      if (!(lg[i] >= min_logit)) continue;
+      const float* r = rg + 16 * i;
+      const float cx = an[2 * i] + r[0], cy = an[2 * i + 1] + r[1], w = r[2], h = r[3];
+      if (!(w > 0 && h > 0)) continue;
+      cands.push_back({1.f / (1.f + std::exp(-lg[i])),
+                       cv::Rect2f(region.x + (cx - w / 2) * factor, region.y + (cy - h / 2) * factor, w * factor, h * factor)});
+    }
+  }
+
   DetectorOptions opts_;
   torch::Tensor anchors_;
 };

@@ -128,6 +128,7 @@ std::unique_ptr<FaceDetector> make_detector(const DetectorOptions& opts) {
   check(opts.dlib_threshold >= -2 && opts.dlib_threshold <= 2, "detector: dlib_threshold must be in [-2, 2] (got " + std::to_string(opts.dlib_threshold) + ")");
   check(opts.max_side <= 0 || opts.max_side >= 64, "detector: max_side must be >= 64 or 0 for no limit (got " + std::to_string(opts.max_side) + ")");
   if (opts.kind == "haar" || opts.kind == "lbp") return std::make_unique<CascadeDetector>(cascade_file(opts.kind), opts);
+  check(opts.blazeface_tiles >= 1 && opts.blazeface_tiles <= 8, "detector: blazeface_tiles must be in 1..8 (got " + std::to_string(opts.blazeface_tiles) + ")");
   check(opts.blazeface_score > 0 && opts.blazeface_score < 1, "detector: blazeface_score must be in (0, 1) (got " + std::to_string(opts.blazeface_score) + ")");
   if (opts.kind == "dlib") return detail::make_dlib_detector(opts);
   if (opts.kind == "blazeface") return detail::make_blazeface_detector(opts);

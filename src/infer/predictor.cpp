@@ -52,7 +52,7 @@ struct Predictor::Impl {
 
   static std::string key_of(const DetectorOptions& d) {
     return d.kind + "/" + std::to_string(d.min_face) + "/" + std::to_string(d.max_side) + "/" + std::to_string(d.cascade_neighbors) +
-           "/" + std::to_string(d.cascade_step) + "/" + std::to_string(d.dlib_threshold) + "/" + std::to_string(d.blazeface_score);
+           "/" + std::to_string(d.cascade_step) + "/" + std::to_string(d.dlib_threshold) + "/" + std::to_string(d.blazeface_score) + "/" + std::to_string(d.blazeface_tiles);
   }
   std::unique_ptr<FaceDetector> borrow(const DetectorOptions& d) {
     {

@@ -37,6 +37,8 @@ struct DetectorOptions {
   double cascade_step = 1.1;       // haar/lbp: scale step between pyramid levels (> 1)
   double dlib_threshold = 0.0;     // dlib: added to the SVM threshold (negative: more faces, more false ones)
   double blazeface_score = 0.5;    // blazeface: the least face probability kept, in (0, 1)
+  int blazeface_tiles = 1;         // blazeface: also search an N x N grid of overlapping tiles (1: the whole
+                                   // picture only); finds faces under ~8 % of the longer side, N*N+1 passes
 };
 
 class FaceDetector {
