@@ -9,6 +9,7 @@
 #include <torch/nn/functional.h>
 #include <torch/torch.h>
 
+#include "adcorre/util/base64.h"
 #include "adcorre/util/error.h"
 
 namespace adcorre::infer::detail {
@@ -16,31 +17,7 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-// Graph-model attributes hold strings in base64 (TensorFlow's proto JSON).
-std::string base64_decode(const std::string& in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  unsigned buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = value(c);
-    if (v < 0) continue;  // '=' padding
-    buf = ((buf << 6) | static_cast<unsigned>(v)) & 0xFFFFFFu;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buf >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
+using util::base64_decode;  // graph-model attributes hold strings in base64 (TensorFlow's proto JSON)
 
 std::vector<int64_t> int_list(const nlohmann::json& attr, const char* key) {
   std::vector<int64_t> v;

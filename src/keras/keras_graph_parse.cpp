@@ -4,6 +4,7 @@
 #include <set>
 
 #include "adcorre/keras/keras_graph.h"
+#include "adcorre/util/base64.h"
 #include "adcorre/util/error.h"
 
 namespace adcorre::keras {
@@ -39,33 +40,6 @@ std::vector<int64_t> KerasGraph::input_shape() const {
 }
 
 namespace {
-
-// Base64 (with line breaks, as Python's codecs.encode writes it) to bytes.
-std::string base64_decode(const std::string& in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  int bits = 0;
-  uint32_t acc = 0;  // only the bits not yet written (< 8) are kept: no overflow (UBSan found one)
-  for (char c : in) {
-    const int v = value(c);
-    if (v < 0) continue;  // '=', newlines
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-      acc &= (1u << bits) - 1;
-    }
-  }
-  return out;
-}
 
 NodeRef parse_ref(const json& r, const std::string& layer) {
   // [name, node_index, tensor_index, kwargs]; kwargs optional.
@@ -192,7 +166,7 @@ bool is_l2_normalize_layer(const GraphLayer& l, const json& kwargs) {
     std::string code = fn.is_array() && !fn.empty() && fn[0].is_string() ? fn[0].get<std::string>()
                        : fn.is_string()                                     ? fn.get<std::string>()
                                                                             : "";
-    return base64_decode(code).find("l2_normalize") != std::string::npos;
+    return util::base64_decode(code).find("l2_normalize") != std::string::npos;
   }
   // A named module-level function.
   const std::string name = fn.is_string() ? fn.get<std::string>() : "";
