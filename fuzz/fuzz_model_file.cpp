@@ -10,6 +10,12 @@
 // content. Every input must load or give adcorre::Error; any other exception
 // (a LibTorch message without the file name) or a crash is a finding.
 //
+// load_model unpickles the file in a checking child first
+// (util/checking_child.h), so a crash inside LibTorch's unpickler ends that
+// child and comes back as an adcorre::Error: this target checks the product's
+// path. To hunt the unpickler's own defects (what the child contains), run it
+// with ADCORRE_ARCHIVE_IN_PROCESS=1.
+//
 // Links against libadcorre.so (LibTorch and OpenCV through it); only this
 // file is instrumented, so coverage guidance is weak and the search is mostly
 // random mutation of a valid pickle, as a hostile user's would be.

@@ -96,7 +96,7 @@ for t in "${targets[@]}"; do
   case $t in
     zip_integrity) build "$t" src/util/zip_integrity.cpp src/util/pickle_scan.cpp -lz ;;
     image_header)  build "$t" src/serve/image_header.cpp ;;
-    keras_hdf5)    build "$t" src/keras/keras_file.cpp src/keras/hdf5.cpp -DADCORRE_HAVE_HDF5=1 \
+    keras_hdf5)    build "$t" src/keras/keras_file.cpp src/keras/hdf5.cpp src/util/checking_child.cpp -DADCORRE_HAVE_HDF5=1 \
                          $(pkg-config --cflags --libs hdf5) ;;
     fer2013_csv)   build "$t" src/data/fer2013_csv.cpp src/data/csv.cpp src/data/class_names.cpp src/data/dataset.cpp \
                          src/util/fs.cpp src/util/log.cpp "$OPENCV" ;;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "adcorre/models/model_file.h"
+#include "adcorre/util/checking_child.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
 #include "adcorre/util/pickle_scan.h"
@@ -64,6 +66,35 @@ struct TinyModel {
     return m.net->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)).logits;
   }
 };
+
+// The bytes of the archive at `path` with its data.pkl replaced by
+// edit(data.pkl) and every CRC-32 valid (LibTorch's own writer).
+std::string archive_with_pickle(const std::string& path, const std::function<std::string(const std::string&)>& edit) {
+  std::vector<std::pair<std::string, std::string>> records;
+  {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    for (const auto& name : reader.getAllRecords()) {
+      if (name == "version" || name == ".data/version") continue;  // the writer adds its own
+      auto [ptr, n] = reader.getRecord(name);
+      records.emplace_back(name, std::string(static_cast<const char*>(ptr.get()), n));
+    }
+  }
+  std::string file;
+  caffe2::serialize::PyTorchStreamWriter writer([&file](const void* p, size_t n) {
+    file.append(static_cast<const char*>(p), n);
+    return n;
+  });
+  bool replaced = false;
+  for (const auto& [name, bytes] : records) {
+    const bool is_pickle = name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0;
+    replaced = replaced || is_pickle;
+    const std::string b = is_pickle ? edit(bytes) : bytes;
+    writer.writeRecord(name, b.data(), b.size());
+  }
+  writer.writeEndOfFile();
+  EXPECT_TRUE(replaced) << "no data.pkl entry in the archive";
+  return file;
+}
 
 }  // namespace
 
@@ -224,39 +255,12 @@ TEST(SafeWrites, NonFiniteWeightsAreNeverWritten) {
 // c10::Error, which the loader once let out without the file's name.
 TEST(ModelFileBehindTheCrc, CraftedPicklesWithValidCrcsGiveErrorsNamingTheFile) {
   TinyModel t;
-  std::vector<std::pair<std::string, std::string>> records;
-  {
-    caffe2::serialize::PyTorchStreamReader reader(t.path);
-    for (const auto& name : reader.getAllRecords()) {
-      if (name == "version" || name == ".data/version") continue;  // the writer adds its own
-      auto [ptr, n] = reader.getRecord(name);
-      records.emplace_back(name, std::string(static_cast<const char*>(ptr.get()), n));
-    }
-  }
   auto with_pickle = [&](const std::string& pickle) {
-    std::string file;
-    caffe2::serialize::PyTorchStreamWriter writer([&file](const void* p, size_t n) {
-      file.append(static_cast<const char*>(p), n);
-      return n;
-    });
-    bool replaced = false;
-    for (const auto& [name, bytes] : records) {
-      const bool is_pickle = name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0;
-      replaced = replaced || is_pickle;
-      const std::string& b = is_pickle ? pickle : bytes;
-      writer.writeRecord(name, b.data(), b.size());
-    }
-    writer.writeEndOfFile();
-    EXPECT_TRUE(replaced) << "no data.pkl entry in the archive";
-    return file;
+    return archive_with_pickle(t.path, [&](const std::string&) { return pickle; });
   };
   // The archive rewritten with its own pickle still loads: the rewrite is sound.
   const std::string same = t.tmp / "same.pt";
-  write_bytes(same, with_pickle([&] {
-    for (const auto& [name, bytes] : records)
-      if (name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0) return bytes;
-    return std::string();
-  }()));
+  write_bytes(same, archive_with_pickle(t.path, [](const std::string& own) { return own; }));
   EXPECT_TRUE(torch::allclose(t.forward(same), t.logits));
 
   const std::vector<std::pair<std::string, std::string>> crafted = {
@@ -354,4 +358,84 @@ TEST(PickleScan, RealPicklesPassAndHugeMemoIndicesAreNamed) {
   EXPECT_NE(scan(std::string("\x80\x02\x8c\x03\xed\xa0\x80.", 8)).find("not valid UTF-8"), std::string::npos);  // a surrogate
   // An index hidden inside a string argument is data, not an opcode.
   EXPECT_EQ(scan(std::string("\x80\x02X\x05\x00\x00\x00r\x7f\x7f\x7f\x7f.", 13)), "");
+}
+
+// The checking child (util/checking_child.h): whatever the parse does to the
+// child, this process gets an outcome, and nothing the child did reaches it.
+TEST(CheckingChild, EveryOutcomeOfTheChildIsAnAnswerHere) {
+  util::ChildCheckOptions o;
+  o.parser = "the test parser";
+  o.deadline_s = 30;
+  int touched = 0;
+  EXPECT_TRUE(util::run_checked_in_child([&] { touched = 1; }, "thing.bin", o));
+  EXPECT_EQ(touched, 0) << "the check ran in this process";
+  EXPECT_EQ(error_of([&] { util::run_checked_in_child([] { throw Error("thing.bin:3: bad field 'x'"); }, "thing.bin", o); }),
+            "thing.bin:3: bad field 'x'");
+  EXPECT_EQ(error_of([&] { util::run_checked_in_child([] { throw std::out_of_range("at()"); }, "thing.bin", o); }), "at()");
+  std::string msg = error_of([&] { util::run_checked_in_child([] { std::raise(SIGSEGV); }, "thing.bin", o); });
+  EXPECT_NE(msg.find("thing.bin: the test parser crashed reading it (signal 11"), std::string::npos) << msg;
+  msg = error_of([&] { util::run_checked_in_child([] { _exit(3); }, "thing.bin", o); });
+  EXPECT_NE(msg.find("thing.bin: the test parser died reading it (exit status 3 with no result"), std::string::npos) << msg;
+  // A loop: killed at the deadline.
+  util::ChildCheckOptions quick = o;
+  quick.deadline_s = 0.3;
+  const auto t0 = std::chrono::steady_clock::now();
+  msg = error_of([&] {
+    util::run_checked_in_child([] { for (volatile int i = 0;; i = i + 1) {} }, "thing.bin", quick);
+  });
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+  EXPECT_NE(msg.find("thing.bin: the test parser did not finish reading it within 0.3 s"), std::string::npos) << msg;
+  // Disabled: nothing runs (the check would crash the child).
+  util::ChildCheckOptions off = o;
+  off.enabled = false;
+  EXPECT_FALSE(util::run_checked_in_child([] { std::raise(SIGSEGV); }, "thing.bin", off));
+#if !defined(__SANITIZE_ADDRESS__)
+  // An allocation past the cap fails in the child, as the 31 GB memo table would.
+  util::ChildCheckOptions capped = o;
+  capped.extra_address_space = size_t(256) << 20;
+  msg = error_of([&] {
+    util::run_checked_in_child([] {
+      std::vector<char> big(size_t(8) << 30);
+      big[12345] = 1;
+    }, "thing.bin", capped);
+  });
+  EXPECT_NE(msg.find("needs more memory than the check allows (256 MiB"), std::string::npos) << msg;
+#endif
+}
+
+// A tensor whose view reaches past its storage (a crafted storage offset,
+// every CRC-32 valid and the pickle scan satisfied) would be read out of
+// bounds when the weights are copied: the checking child refuses it.
+TEST(ModelFileBehindTheCrc, ATensorPastItsStorageIsRefused) {
+  TinyModel t;
+  const std::string path = t.tmp / "offset.pt";
+  write_bytes(path, archive_with_pickle(t.path, [](std::string pkl) {
+    const auto at = pkl.find("_rebuild_tensor_v2");
+    EXPECT_NE(at, std::string::npos);
+    const auto offset = pkl.find(std::string("K\x00(", 3), at);  // storage offset 0, then the sizes' MARK
+    EXPECT_NE(offset, std::string::npos);
+    if (offset != std::string::npos) pkl.replace(offset, 3, std::string("M\x00\x10(", 4));  // offset 4096
+    return pkl;
+  }));
+  ASSERT_NO_THROW(fs::verify_zip_integrity(path, "model file"));
+  const std::string msg = error_of([&] { (void)models::load_model(path); });
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("is corrupt: tensor '"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("bytes of a storage of"), std::string::npos) << msg;
+}
+
+// Model files are unpickled in the checking child with a deadline: the real
+// loader path runs it (a deadline nothing can meet refuses a sound file).
+TEST(ModelFileBehindTheCrc, LoadingGoesThroughTheCheckingChild) {
+  TinyModel t;
+  setenv("ADCORRE_ARCHIVE_CHECK_SECONDS", "0.000001", 1);
+  const std::string msg = error_of([&] { (void)models::load_model(t.path); });
+  unsetenv("ADCORRE_ARCHIVE_CHECK_SECONDS");
+  EXPECT_NE(msg.find("model file " + t.path + ": LibTorch's loader did not finish reading it within 1e-06 s"), std::string::npos) << msg;
+  setenv("ADCORRE_ARCHIVE_IN_PROCESS", "1", 1);
+  setenv("ADCORRE_ARCHIVE_CHECK_SECONDS", "0.000001", 1);
+  EXPECT_TRUE(torch::allclose(t.forward(t.path), t.logits)) << "ADCORRE_ARCHIVE_IN_PROCESS skips the child";
+  unsetenv("ADCORRE_ARCHIVE_IN_PROCESS");
+  unsetenv("ADCORRE_ARCHIVE_CHECK_SECONDS");
+  EXPECT_TRUE(torch::allclose(t.forward(t.path), t.logits));
 }

@@ -334,6 +334,29 @@ TEST(Models, EnsembleCommandWritesAFileEvalCanUse) {
   // One model is not an ensemble.
   EXPECT_EQ(test::run_command(bin + " ensemble " + tmp / "a.pt" + " --out " + tmp / "a1.pt", &out, true), 1);
   EXPECT_NE(out.find("at least 2"), std::string::npos) << out;
+
+  // export --member I gives member I back as a model of its own: the same
+  // logits as the file it came from (both float32 here, so exactly).
+  ASSERT_EQ(test::run_command(bin + " ensemble " + tmp / "a.pt" + " " + tmp / "b.pt" + " --out " + tmp / "ab32.pt", &out, true), 0) << out;
+  ASSERT_EQ(test::run_command(bin + " export " + tmp / "ab32.pt" + " --member 1 --out " + tmp / "m1.pt", &out, true), 0) << out;
+  auto member = models::load_model(tmp / "m1.pt");
+  auto original = models::load_model(tmp / "b.pt");
+  EXPECT_EQ(member.config.arch, original.config.arch);
+  torch::manual_seed(2);
+  auto x = torch::randn({3, 1, 48, 48}).contiguous(torch::MemoryFormat::ChannelsLast);
+  {
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(torch::equal(member.net->forward(x).logits, original.net->forward(x).logits));
+    auto other = models::load_model(tmp / "a.pt");
+    EXPECT_FALSE(torch::equal(member.net->forward(x).logits, other.net->forward(x).logits));
+  }
+  // A member that is not there, or a file that is no ensemble: errors, no file.
+  EXPECT_EQ(test::run_command(bin + " export " + tmp / "ab32.pt" + " --member 2 --out " + tmp / "m2.pt", &out, true), 1);
+  EXPECT_NE(out.find("member 2 asked of an ensemble of 2 members (0..1)"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "m2.pt"));
+  EXPECT_EQ(test::run_command(bin + " export " + tmp / "a.pt" + " --member 0 --out " + tmp / "m0.pt", &out, true), 1);
+  EXPECT_NE(out.find("not an ensemble"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "m0.pt"));
 }
 
 // The presets on the test device (ADCORRE_TEST_DEVICE; the CPU by default):

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "adcorre/models/ensemble_model.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/onnx/onnx_export.h"
 #include "adcorre/util/error.h"
@@ -20,6 +21,7 @@ struct ExportCli {
   std::string onnx;
   bool dynamic_batch = false;
   int batch = 1;
+  int member = -1;  // --member: one network of an ensemble file
 };
 adcorre::cli::Registrar register_export({"export", "write a model file from a run's checkpoint (raw or EMA weights)", [](CLI::App& app) {
   auto o = std::make_shared<ExportCli>();
@@ -30,13 +32,22 @@ adcorre::cli::Registrar register_export({"export", "write a model file from a ru
   app.add_flag("--dynamic-batch", o->dynamic_batch, "--onnx: any batch size (batch dimension named N)");
   app.add_option("--batch", o->batch, "--onnx: the fixed batch size (default 1)")->check(CLI::PositiveNumber);
   app.add_flag("--raw", o->raw, "the raw weights instead of the EMA weights");
+  app.add_option("--member", o->member, "SOURCE an ensemble file: write its member I (from 0) as a model of its own")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--half", o->half, "store the weights in float16 (half the file size; loaded as float32)");
   return [o] {
     if (o->out.empty() && o->onnx.empty()) throw adcorre::Error("export: give --out MODEL.pt or --onnx OUT.onnx");
+    if (!o->onnx.empty() && o->member >= 0) throw adcorre::Error("export: --member writes a model file; give --out, not --onnx");
     if (!o->onnx.empty()) return export_onnx(*o);
     using adcorre::models::WeightStorage;
     const auto storage = o->half ? WeightStorage::Float16 : WeightStorage::Float32;
-    if (std::filesystem::is_regular_file(o->run_dir)) {
+    if (o->member >= 0) {
+      if (!std::filesystem::is_regular_file(o->run_dir))
+        throw adcorre::Error("export --member: " + o->run_dir + " is not a model file (give an ensemble file)");
+      auto m = adcorre::models::load_model(o->run_dir, "cpu");
+      auto net = adcorre::models::ensemble_member(m.config, *m.net, static_cast<size_t>(o->member));
+      adcorre::models::save_model(o->out, m.config.members[static_cast<size_t>(o->member)], *net, storage);
+    } else if (std::filesystem::is_regular_file(o->run_dir)) {
       auto m = adcorre::models::load_model(o->run_dir, "cpu");
       adcorre::models::save_model(o->out, m.config, *m.net, storage);
     } else {

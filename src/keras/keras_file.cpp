@@ -1,16 +1,6 @@
 #include "adcorre/keras/keras_file.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <csignal>
-#include <cstdio>
-#include <cstdlib>
-#include <sstream>
-#include <thread>
-
+#include "adcorre/util/checking_child.h"
 #include "adcorre/util/error.h"
 
 namespace adcorre::keras {
@@ -94,53 +84,20 @@ KerasFile read_keras_file_in_process(const std::string& path) {
 // libhdf5 1.10 (Debian 12) crashes on some damaged files instead of returning
 // an error: fuzz_keras_hdf5 found four bytes of the shared mini Xception that
 // make H5HG_read segfault while reading a string attribute. So the file is
-// read once in a child process first (the reader uses no threads and no
-// LibTorch, so forking is safe); a child killed by a signal means the file
-// is refused with an error here, and only a file the child read to its end
-// (or refused with an ordinary error, which the second read repeats) is read
-// in this process.
+// read once in a child process first (util/checking_child.h; the reader uses
+// no threads and no LibTorch, so forking is safe); a child that dies means
+// the file is refused with an error here, an ordinary error in the child is
+// this call's error, and only a file the child read to its end is read in
+// this process.
 KerasFile read_keras_file(const std::string& path) {
-  if (std::getenv("ADCORRE_HDF5_IN_PROCESS") == nullptr) {
-    std::fflush(nullptr);  // the child must not repeat buffered output
-    const pid_t child = fork();
-    if (child == 0) {
-      int rc = 0;
-      try {
-        (void)detail::read_keras_file_in_process(path);
-      } catch (...) {
-        rc = 1;
-      }
-      _exit(rc);
-    }
-    if (child > 0) {  // (fork failed: read in this process, as without the check)
-      // A damaged file can also make libhdf5 loop (seen under ASan, where the
-      // bad read of the crash above lands in mapped memory): the child gets a
-      // deadline (ADCORRE_HDF5_CHECK_SECONDS, default 60; a sound 90 MB file
-      // reads in a few seconds) and is killed past it.
-      double limit_s = 60;
-      if (const char* env = std::getenv("ADCORRE_HDF5_CHECK_SECONDS"); env && std::atof(env) > 0) limit_s = std::atof(env);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
-      int status = 0;
-      for (;;) {
-        const pid_t r = waitpid(child, &status, WNOHANG);
-        if (r == child || (r < 0 && errno != EINTR)) break;
-        if (std::chrono::steady_clock::now() > deadline) {
-          kill(child, SIGKILL);
-          while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-          }
-          std::ostringstream limit;
-          limit << limit_s;
-          throw Error("HDF5 file " + path + ": libhdf5 did not finish reading it within " + limit.str() +
-                      " s (in a separate checking process, now stopped): the file is damaged or crafted, or needs a larger "
-                      "ADCORRE_HDF5_CHECK_SECONDS; nothing was read from it");
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-      if (WIFSIGNALED(status))
-        throw Error("HDF5 file " + path + ": libhdf5 crashed reading it (signal " + std::to_string(WTERMSIG(status)) +
-                    ", in a separate checking process): the file is damaged or crafted; nothing was read from it");
-    }
-  }
+  // A damaged file can also make libhdf5 loop (seen under ASan, where the bad
+  // read of the crash above lands in mapped memory): the child has a deadline
+  // (ADCORRE_HDF5_CHECK_SECONDS, default 60; a sound 90 MB file reads in a
+  // few seconds). ADCORRE_HDF5_IN_PROCESS skips the check.
+  util::ChildCheckOptions defaults;
+  defaults.parser = "libhdf5";
+  const auto options = util::child_check_options_from_env("ADCORRE_HDF5", defaults);
+  util::run_checked_in_child([&] { (void)detail::read_keras_file_in_process(path); }, "HDF5 file " + path, options);
   return detail::read_keras_file_in_process(path);
 }
 

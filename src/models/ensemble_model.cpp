@@ -68,6 +68,29 @@ FerModel make_ensemble(const ModelConfig& config, const std::vector<FerModel>& m
   return std::make_shared<EnsembleFerImpl>(members);
 }
 
+FerModel ensemble_member(const ModelConfig& config, FerModelImpl& net, size_t index) {
+  if (config.arch != "ensemble") throw Error("the model is not an ensemble (arch '" + config.arch + "'): it has no members");
+  if (index >= config.members.size())
+    throw Error("member " + std::to_string(index) + " asked of an ensemble of " + std::to_string(config.members.size()) +
+                " members (0.." + std::to_string(config.members.size() - 1) + ")");
+  FerModel member = create_model(config.members[index]);
+  const std::string prefix = "members." + std::to_string(index) + ".";
+  auto params = net.named_parameters(true);
+  auto buffers = net.named_buffers(true);
+  torch::NoGradGuard no_grad;
+  auto copy_all = [&](torch::OrderedDict<std::string, torch::Tensor> into,
+                      const torch::OrderedDict<std::string, torch::Tensor>& from) {
+    for (auto& item : into) {
+      const auto* src = from.find(prefix + item.key());
+      if (!src) throw Error("ensemble member " + std::to_string(index) + ": tensor '" + prefix + item.key() + "' is missing");
+      item.value().copy_(*src);
+    }
+  };
+  copy_all(member->named_parameters(true), params);
+  copy_all(member->named_buffers(true), buffers);
+  return member;
+}
+
 // The hook create_model() calls for arch "ensemble": fresh (random) members.
 FerModel create_ensemble_model(const ModelConfig& cfg) {
   std::vector<FerModel> nets;

@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <torch/script.h>
+
+#include "adcorre/util/checking_child.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/fs.h"
 #include "adcorre/util/zip_integrity.h"
@@ -52,6 +55,36 @@ static bool starts_with_hdf5_signature(const std::string& path) {
   return in.gcount() == 8 && std::memcmp(sig, "\x89HDF\r\n\x1a\n", 8) == 0;
 }
 
+// What the checking child runs: the unpickling that load_from() does, then
+// every tensor's extent against its storage (a view past its storage would
+// be read out of bounds when the weights are copied).
+static void check_archive_in_this_process(const std::string& path, const std::string& what) {
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, torch::Device(torch::kCPU));
+  } catch (const c10::Error& e) {
+    throw Error(what + " " + path + " is corrupt or not an adcorre archive (" +
+                std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::exception& e) {
+    throw Error(what + " " + path + " is corrupt or not an adcorre archive (" + std::string(e.what()).substr(0, 200) + ")");
+  }
+  auto check = [&](const std::string& name, const at::Tensor& t) {
+    if (!t.defined() || t.numel() == 0) return;
+    int64_t last = t.storage_offset();
+    for (int64_t d = 0; d < t.dim(); ++d) {
+      if (t.stride(d) < 0) throw Error(what + " " + path + " is corrupt: tensor '" + name + "' has a negative stride");
+      last += (t.size(d) - 1) * t.stride(d);
+    }
+    const uint64_t needed = (static_cast<uint64_t>(last) + 1) * t.element_size();
+    const uint64_t held = t.storage().nbytes();
+    if (t.storage_offset() < 0 || needed > held)
+      throw Error(what + " " + path + " is corrupt: tensor '" + name + "' spans " + std::to_string(needed) +
+                  " bytes of a storage of " + std::to_string(held));
+  };
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) check(p.name, p.value);
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) check(b.name, b.value);
+}
+
 void load_archive_verified(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(what + " not found: " + path);
@@ -62,6 +95,18 @@ void load_archive_verified(torch::serialize::InputArchive& archive, const std::s
     throw Error(what + " " + path + " is a Keras HDF5 file, not an adcorre archive; convert it with `adcorre import-keras " +
                 path + " --out model.pt`");
   verify_zip_integrity(path, what);
+  // LibTorch's unpickler trusts what it reads: behind valid CRC-32s a crafted
+  // data.pkl made it allocate 31 GB, read out of bounds and corrupt the heap
+  // (fuzz_model_file; docs/robustness.md). pickle_scan refuses the patterns
+  // found so far; the rest is contained by unpickling in a checking child
+  // first, which also checks every tensor against its storage.
+  util::ChildCheckOptions defaults;
+  defaults.parser = "LibTorch's loader";
+  std::error_code size_ec;
+  const auto bytes = std::filesystem::file_size(path, size_ec);
+  defaults.extra_address_space = (size_t(2) << 30) + (size_ec ? 0 : 8 * static_cast<size_t>(bytes));
+  const auto options = util::child_check_options_from_env("ADCORRE_ARCHIVE", defaults);
+  util::run_checked_in_child([&] { check_archive_in_this_process(path, what); }, what + " " + path, options);
   try {
     archive.load_from(path);
   } catch (const c10::Error& e) {

@@ -30,4 +30,11 @@ ModelConfig ensemble_config(const std::vector<ModelConfig>& members);
 // network of config.members[i].
 FerModel make_ensemble(const ModelConfig& config, const std::vector<FerModel>& members);
 
+// Member `index` of an ensemble as a network of its own (a copy: its weights
+// are the ensemble's "members.<index>." tensors), e.g. to fine-tune one member
+// (`adcorre export ENSEMBLE.pt --member I`, then `train --init`).
+// Requires: config.arch == "ensemble" and net is its network.
+// Throws adcorre::Error if index is out of range or a tensor is missing.
+FerModel ensemble_member(const ModelConfig& config, FerModelImpl& net, size_t index);
+
 }  // namespace adcorre::models

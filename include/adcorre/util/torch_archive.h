@@ -12,9 +12,15 @@
 //
 // load_archive_verified(archive, path, what)
 //   ensures: the file's zip container passed verify_zip_integrity (every
-//            entry's CRC-32) before LibTorch parses anything, then `archive`
+//            entry's CRC-32) before LibTorch parses anything, then LibTorch
+//            unpickled it once in a checking child process (util/
+//            checking_child.h: a crash, a loop past the deadline or an
+//            allocation past the cap there is this call's error, and every
+//            tensor must lie inside its storage), and only then `archive`
 //            holds it; any failure is an adcorre::Error naming `what` and the
 //            path. A Keras HDF5 file or a folder gets an error that says so.
+//            ADCORRE_ARCHIVE_IN_PROCESS skips the child,
+//            ADCORRE_ARCHIVE_CHECK_SECONDS sets its deadline (default 60).
 #pragma once
 #include <string>
 
