@@ -731,3 +731,28 @@ TEST_F(PredictTest, EvalPredictionsHaveOneRowPerScoredImage) {
             0);
   EXPECT_NE(err_out.find("no-such-dir/p.csv"), std::string::npos) << err_out;
 }
+
+// `adcorre eval` on FER+ scores the majority vote (FERPlus' test rule):
+// an image without an emotion majority is left out; plurality on request.
+TEST_F(PredictTest, EvalScoresFerPlusByTheMajorityVote) {
+  const std::string ds = *dir_ / "ferplus-map";
+  std::filesystem::create_directories(ds + "/val/x");
+  for (const char* name : {"a", "b", "c"})
+    std::filesystem::copy_file(kSample, ds + "/val/x/" + name + ".jpg", std::filesystem::copy_options::overwrite_existing);
+  std::ofstream(ds + "/map.csv") << "file,usage,ferplus_votes\n"
+                                    "val/x/a.jpg,PublicTest,2 0 0 1 7 0 0 0 0 0\n"   // anger 7 of 9 after the single vote
+                                    "val/x/b.jpg,PublicTest,4 3 3 0 0 0 0 0 0 0\n"   // neutral 4 of 10: no majority
+                                    "val/x/c.jpg,PublicTest,1 9 0 0 0 0 0 0 0 0\n";  // happiness
+  const std::string json_out = *dir_ / "ferplus.json";
+  const std::string base = test::adcorre_binary() + " --threads 1 eval --model '" + model_path_ + "' --data '" + ds +
+                           "/map.csv' --split val --json '" + json_out + "'";
+  std::string out;
+  ASSERT_EQ(test::run_command(base + " 2>/dev/null", &out), 0) << out;
+  EXPECT_NE(out.find("labels: FER+ majority vote"), std::string::npos) << out;
+  EXPECT_NE(out.find("samples 2 "), std::string::npos) << out;
+  EXPECT_EQ(json::parse(std::ifstream(json_out)).value("ferplus_vote", ""), "majority");
+  ASSERT_EQ(test::run_command(base + " --data-options ferplus-vote=plurality 2>/dev/null", &out), 0) << out;
+  EXPECT_NE(out.find("labels: FER+ most-voted column (plurality), 3 images"), std::string::npos) << out;
+  EXPECT_NE(out.find("samples 3 "), std::string::npos) << out;
+  EXPECT_EQ(json::parse(std::ifstream(json_out)).value("ferplus_vote", ""), "plurality");
+}

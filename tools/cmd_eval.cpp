@@ -143,6 +143,7 @@ int run_eval(const EvalCli& o) {
   const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
   auto m = models::load_model_for_inference(model_path, g.device);
   data::ImageCache cache;
+  std::string ferplus_vote;  // the FER+ label rule, when the data is FER+
   if (data::is_packed_path(o.data)) {  // adcorre pack's output: decoded already
     check(o.detect == "none", "--detect needs images; " + o.data + " is packed data");
     cache = data::fit_packed(data::read_packed(o.data), m.config, o.data);
@@ -151,7 +152,22 @@ int run_eval(const EvalCli& o) {
     throw Error("--data " + o.data + " is not packed data (a .pack file): this adcorre was built with ADCORRE_MINIMAL "
                 "(no OpenCV) and reads no images; write it with `adcorre pack` in a full build");
 #else
-    auto ds = eval::match_classes(data::read_dataset(o.data, o.kind, o.split, o.options), m.config.class_names);
+    // FER+ is scored the way its authors test: the majority vote (FERPlus'
+    // rule), images without an emotion majority left out. Training reads the
+    // most-voted column (plurality) with the vote distribution instead.
+    std::string options = o.options;
+    if (options.find("ferplus-vote") == std::string::npos)
+      options += std::string(options.empty() ? "" : ",") + "ferplus-vote=majority";
+    auto read = data::read_dataset(o.data, o.kind, o.split, options);
+    if (read.kind == "ferplus") {
+      ferplus_vote = options.find("ferplus-vote=plurality") != std::string::npos ? "plurality" : "majority";
+      std::cout << "labels: FER+ "
+                << (ferplus_vote == "plurality"
+                        ? "most-voted column (plurality)"
+                        : "majority vote (FERPlus' rule: single votes dropped, the top emotion holds more than half the votes left)")
+                << ", " << read.samples.size() << " images\n";
+    }
+    auto ds = eval::match_classes(read, m.config.class_names);
     if (o.detect != "none")
       cache = eval::cache_with_detection(ds, m.config, o.detect);
     else
@@ -164,6 +180,7 @@ int run_eval(const EvalCli& o) {
   j["data"] = o.data;
   j["tta"] = o.tta;
   j["detect"] = o.detect;
+  if (!ferplus_vote.empty()) j["ferplus_vote"] = ferplus_vote;
   std::cout << "model " << model_path << "\ndata " << o.data << " (tta " << o.tta << ")\n" << r.metrics.table();
   if (!o.json_out.empty()) fs::write_file_atomic(o.json_out, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (!o.confusion_png.empty()) {
@@ -183,7 +200,7 @@ adcorre::cli::Registrar register_eval({"eval", "evaluate a model on a labelled d
   app.add_option("--data", o->data, "dataset path, or packed data (.pack, from adcorre pack)");
   app.add_option("--dataset", o->kind, "dataset kind (auto, folders, fer2013-csv, ferplus, rafdb, affectnet)")->capture_default_str();
   app.add_option("--split", o->split, "split where the format holds several (train, val, test)");
-  app.add_option("--data-options", o->options, "reader options");
+  app.add_option("--data-options", o->options, "reader options (FER+: ferplus-vote=majority is the default here, plurality the other)");
   app.add_option("--tta", o->tta, "test-time augmentation: none | flip | tencrop")->capture_default_str();
   app.add_option("--detect", o->detect, "face detection first: none | haar | lbp | dlib")->capture_default_str();
   app.add_option("--json", o->json_out, "also write the results as JSON to this file");
