@@ -756,3 +756,27 @@ TEST_F(PredictTest, EvalScoresFerPlusByTheMajorityVote) {
   EXPECT_NE(out.find("samples 3 "), std::string::npos) << out;
   EXPECT_EQ(json::parse(std::ifstream(json_out)).value("ferplus_vote", ""), "plurality");
 }
+
+// predict reports the classes of the model it is given: a FER+ model's
+// eight, contempt included (a fresh eight-class network, and the shipped
+// FER+ model where the checkout has it).
+TEST(PredictClasses, AnEightClassFerPlusModelGetsEightClassesInTheOutput) {
+  test::TempDir tmp;
+  auto cfg = models::preset("fer-tiny");
+  cfg.class_names = {"neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"};
+  torch::manual_seed(5);
+  models::save_model(tmp / "ferplus-tiny.pt", cfg, *models::create_model(cfg));
+  std::vector<std::string> models{tmp / "ferplus-tiny.pt"};
+  const std::string shipped = std::string(ADCORRE_SOURCE_DIR) + "/models/ferplus-compact.pt";
+  if (std::filesystem::exists(shipped)) models.push_back(shipped);
+  for (const auto& m : models) {
+    SCOPED_TRACE(m);
+    std::string out;
+    ASSERT_EQ(test::run_command(test::adcorre_binary() + " --threads 1 predict --model '" + m + "' '" + kSample + "' 2>/dev/null", &out), 0) << out;
+    const auto r = json::parse(out.substr(0, out.find('\n')));
+    ASSERT_EQ(r["faces"].size(), 1u) << out;
+    const auto& probs = r["faces"][0]["probs"];
+    ASSERT_EQ(probs.size(), 8u) << out;
+    for (const auto& name : cfg.class_names) EXPECT_TRUE(probs.contains(name)) << name;
+  }
+}
