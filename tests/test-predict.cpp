@@ -780,3 +780,25 @@ TEST(PredictClasses, AnEightClassFerPlusModelGetsEightClassesInTheOutput) {
     for (const auto& name : cfg.class_names) EXPECT_TRUE(probs.contains(name)) << name;
   }
 }
+
+// The shipped FER+ model reproduces its card (docs/models.md): FER+ PublicTest
+// by the majority vote, no TTA, 3,199 images, 85.93 %.
+TEST(ShippedFerPlusModel, ReproducesItsCardOnFerPlusPublicTest) {
+  const std::string model = std::string(ADCORRE_SOURCE_DIR) + "/models/ferplus-compact.pt";
+  const std::string map = test::shared_dir() + "/data/fer2013/fer2013_to_ferplus.csv";
+  if (test::shared_dir().empty() || !std::filesystem::exists(map)) GTEST_SKIP() << "no ../shared FER+ map";
+  ASSERT_TRUE(std::filesystem::exists(model));
+  test::TempDir tmp;
+  const std::string json_out = tmp / "card.json";
+  std::string out;
+  ASSERT_EQ(test::run_command(test::adcorre_binary() + " eval --model '" + model + "' --data '" + map +
+                                  "' --split val --json '" + json_out + "' 2>&1",
+                              &out),
+            0)
+      << out;
+  const auto j = json::parse(std::ifstream(json_out));
+  EXPECT_EQ(j.value("ferplus_vote", ""), "majority");
+  EXPECT_EQ(j.value("n", 0), 3199);
+  EXPECT_EQ(j["classes"].size(), 8u);
+  EXPECT_NEAR(j.value("accuracy", 0.0), 0.8593, 0.002) << out;  // float rounding of BLAS builds only
+}
