@@ -160,7 +160,9 @@ int run_eval(const EvalCli& o) {
       options += std::string(options.empty() ? "" : ",") + "ferplus-vote=majority";
     auto read = data::read_dataset(o.data, o.kind, o.split, options);
     if (read.kind == "ferplus") {
-      ferplus_vote = options.find("ferplus-vote=plurality") != std::string::npos ? "plurality" : "majority";
+      std::string compact;  // the reader trims around '='
+      for (char c : options) if (c != ' ' && c != '\t') compact += c;
+      ferplus_vote = compact.find("ferplus-vote=plurality") != std::string::npos ? "plurality" : "majority";
       std::cout << "labels: FER+ "
                 << (ferplus_vote == "plurality"
                         ? "most-voted column (plurality)"

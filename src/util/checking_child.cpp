@@ -97,6 +97,7 @@ std::string seconds_text(double s) {
 
 ChildCheckOptions child_check_options_from_env(const std::string& env_prefix, ChildCheckOptions defaults) {
   if (std::getenv((env_prefix + "_IN_PROCESS").c_str()) != nullptr) defaults.enabled = false;
+  defaults.deadline_env = env_prefix + "_CHECK_SECONDS";
   if (const char* env = std::getenv((env_prefix + "_CHECK_SECONDS").c_str()); env && std::atof(env) > 0)
     defaults.deadline_s = std::atof(env);
   return defaults;
@@ -149,8 +150,8 @@ bool run_checked_in_child(const std::function<void()>& check, const std::string&
   }
   if (timed_out)
     throw Error(subject + ": " + options.parser + " did not finish reading it within " + seconds_text(options.deadline_s) +
-                " s (in a separate checking process, now stopped): the file is damaged or crafted, or the deadline is too "
-                "short; nothing was read from it");
+                " s (in a separate checking process, now stopped): the file is damaged or crafted, or needs a larger " +
+                (options.deadline_env.empty() ? std::string("deadline") : options.deadline_env) + "; nothing was read from it");
   if (WIFSIGNALED(status))
     throw Error(subject + ": " + options.parser + " crashed reading it (signal " + std::to_string(WTERMSIG(status)) +
                 ", in a separate checking process): the file is damaged or crafted; nothing was read from it");

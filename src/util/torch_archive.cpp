@@ -58,16 +58,25 @@ static bool starts_with_hdf5_signature(const std::string& path) {
 // What the checking child runs: the unpickling that load_from() does, then
 // every tensor's extent against its storage (a view past its storage would
 // be read out of bounds when the weights are copied).
-static void check_archive_in_this_process(const std::string& path, const std::string& what) {
-  torch::jit::Module module;
+// Runs LibTorch's loading step `load`; its errors become adcorre::Error naming
+// the file. LibTorch's unpickler also lets plain C++ exceptions out on a
+// crafted pickle with valid CRC-32s (fuzz_model_file: std::out_of_range from
+// a vector::at), with a message that names no file.
+template <typename Load>
+static void torch_load_or_refuse(const std::string& path, const std::string& what, Load load) {
   try {
-    module = torch::jit::load(path, torch::Device(torch::kCPU));
+    load();
   } catch (const c10::Error& e) {
     throw Error(what + " " + path + " is corrupt or not an adcorre archive (" +
                 std::string(e.what_without_backtrace()).substr(0, 200) + ")");
   } catch (const std::exception& e) {
     throw Error(what + " " + path + " is corrupt or not an adcorre archive (" + std::string(e.what()).substr(0, 200) + ")");
   }
+}
+
+static void check_archive_in_this_process(const std::string& path, const std::string& what) {
+  torch::jit::Module module;
+  torch_load_or_refuse(path, what, [&] { module = torch::jit::load(path, torch::Device(torch::kCPU)); });
   auto check = [&](const std::string& name, const at::Tensor& t) {
     if (!t.defined() || t.numel() == 0) return;
     int64_t last = t.storage_offset();
@@ -107,17 +116,7 @@ void load_archive_verified(torch::serialize::InputArchive& archive, const std::s
   defaults.extra_address_space = (size_t(2) << 30) + (size_ec ? 0 : 8 * static_cast<size_t>(bytes));
   const auto options = util::child_check_options_from_env("ADCORRE_ARCHIVE", defaults);
   util::run_checked_in_child([&] { check_archive_in_this_process(path, what); }, what + " " + path, options);
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error& e) {
-    throw Error(what + " " + path + " is corrupt or not an adcorre archive (" +
-                std::string(e.what_without_backtrace()).substr(0, 200) + ")");
-  } catch (const std::exception& e) {
-    // LibTorch's unpickler also lets plain C++ exceptions out on a crafted
-    // pickle with valid CRC-32s (fuzz_model_file: std::out_of_range from a
-    // vector::at), with a message that names no file.
-    throw Error(what + " " + path + " is corrupt or not an adcorre archive (" + std::string(e.what()).substr(0, 200) + ")");
-  }
+  torch_load_or_refuse(path, what, [&] { archive.load_from(path); });
 }
 
 }  // namespace adcorre::fs

@@ -42,6 +42,8 @@ struct ChildCheckOptions {
   size_t extra_address_space = size_t(4) << 30;  // 0: no cap
   // How the parser is named in the errors ("LibTorch's loader", "libhdf5").
   std::string parser = "the parser";
+  // The variable that sets the deadline, named when it is missed.
+  std::string deadline_env;
 };
 
 // Options from the environment: <PREFIX>_IN_PROCESS set disables the check,
