@@ -209,6 +209,36 @@ TEST(BlazeFace, OutputsMatchTensorFlowJsOnTheGoldenInput) {
   EXPECT_EQ(logits.argmax().item<int64_t>(), top[0]);
 }
 
+// The runtime the detector uses: the graph's ONNX form in OpenCV DNN. It must
+// give TensorFlow.js' logits on the golden input, and the LibTorch
+// interpreter's outputs on a real photo (every logit and regressor).
+TEST(BlazeFace, OpenCvDnnFormMatchesTensorFlowJsAndTheInterpreter) {
+  const auto golden = read_json(kData + "golden.json");
+  cv::Mat bgr = cv::imread(kData + "input-256.png", cv::IMREAD_COLOR), rgb;
+  ASSERT_FALSE(bgr.empty());
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  auto net = infer::detail::blazeface_opencv_net();
+  const auto [logits, regs] = infer::detail::blazeface_raw_opencv(net, rgb);
+  const auto want = golden["logits"].get<std::vector<float>>();
+  ASSERT_EQ(logits.numel(), static_cast<int64_t>(want.size()));
+  ASSERT_EQ(regs.sizes(), (std::vector<int64_t>{896, 16}));
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(logits[static_cast<int64_t>(i)].item<double>() - want[i]));
+  EXPECT_LT(worst, 2e-3) << "largest logit difference from TensorFlow.js";
+  const auto top = golden["top_anchors"].get<std::vector<int64_t>>();
+  EXPECT_EQ(logits.argmax().item<int64_t>(), top[0]);
+
+  cv::Mat photo = cv::imread(std::string(ADCORRE_SOURCE_DIR) + "/examples/astronaut.jpg", cv::IMREAD_COLOR), small;
+  ASSERT_FALSE(photo.empty());
+  cv::resize(photo, small, cv::Size(256, 256), 0, 0, cv::INTER_AREA);
+  cv::cvtColor(small, small, cv::COLOR_BGR2RGB);
+  const auto [l_dnn, r_dnn] = infer::detail::blazeface_raw_opencv(net, small);
+  const auto [l_ref, r_ref] = infer::detail::blazeface_raw(infer::detail::blazeface_input(small));
+  EXPECT_LT((l_dnn - l_ref).abs().max().item<double>(), 1e-3);
+  EXPECT_LT(((r_dnn - r_ref).abs() / (1 + r_ref.abs())).max().item<double>(), 1e-3);
+  EXPECT_EQ(l_dnn.argmax().item<int64_t>(), l_ref.argmax().item<int64_t>());
+}
+
 TEST(BlazeFace, FindsTheAstronautsFaceAndNothingElse) {
   cv::Mat img = cv::imread(std::string(ADCORRE_SOURCE_DIR) + "/examples/astronaut.jpg", cv::IMREAD_COLOR);
   ASSERT_FALSE(img.empty());

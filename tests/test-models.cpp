@@ -18,6 +18,7 @@
 #include "adcorre/models/layers.h"
 #include "adcorre/models/model_file.h"
 #include "adcorre/util/error.h"
+#include "adcorre/util/runtime.h"
 #include "test_util.h"
 
 using namespace adcorre;
@@ -225,6 +226,44 @@ TEST(Models, EnsembleAveragesMemberProbabilities) {
   EXPECT_FALSE(out.embeddings.defined());
   EXPECT_EQ(ens->features(x).size(1), a->features(x).size(1) + b->features(x).size(1));
   EXPECT_EQ(models::count_parameters(*ens), models::count_parameters(*a) + models::count_parameters(*b));
+}
+
+// A small batch that its caller runs on one thread (SmallWorkOnOneThread, as
+// predict does) while the process has two: the members are split over the
+// set-aside thread, and the outputs are those of one thread, bit for bit;
+// inference mode carries over to the helper thread (no autograd graph).
+TEST(Models, EnsembleSplitsSmallBatchesOverTheSetAsideThreadWithTheSameOutputs) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  auto cfg_a = models::preset("fer-tiny");
+  auto cfg_b = cfg_a;
+  cfg_b.width = 0.5;
+  auto a = trained_looking_tiny(cfg_a, 21), b = trained_looking_tiny(cfg_b, 22), c = trained_looking_tiny(cfg_a, 23);
+  auto ens = models::make_ensemble(models::ensemble_config({cfg_a, cfg_b, cfg_a}), {a, b, c});
+  ens->eval();
+  auto x = torch::randn({1, 1, 48, 48}).contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::Tensor alone, split;
+  {
+    c10::InferenceMode im;
+    // One thread, nothing set aside: every member here.
+    at::set_num_threads(1);
+    EXPECT_EQ(runtime::SmallWorkOnOneThread::threads_set_aside(), 0);
+    alone = ens->forward(x).logits;
+    at::set_num_threads(2);
+    runtime::SmallWorkOnOneThread one(1);
+    EXPECT_EQ(runtime::SmallWorkOnOneThread::threads_set_aside(), 2);
+    split = ens->forward(x).logits;
+    EXPECT_TRUE(split.is_inference());
+  }
+  EXPECT_EQ(runtime::SmallWorkOnOneThread::threads_set_aside(), 0);
+  EXPECT_TRUE(torch::equal(alone, split));
+  // A failure in a member reaches the caller (a wrong input size here).
+  {
+    c10::InferenceMode im;
+    runtime::SmallWorkOnOneThread one(1);
+    EXPECT_ANY_THROW(ens->forward(torch::randn({1, 3, 48, 48})));
+  }
+  at::set_num_threads(before);
 }
 
 TEST(Models, EnsembleFileRoundTripAndSummary) {

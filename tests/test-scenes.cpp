@@ -283,13 +283,16 @@ TEST(SceneBench, CountsFoundExtraAndCorrectThroughThePredictor) {
   whole.predict.detector.kind = "none";  // the whole picture as one box: never the face
   eval::SceneSetting haar;
   haar.name = "haar, policy";
-  bo.settings = {whole, haar};
+  eval::SceneSetting wide = haar;  // the same boxes, classified in a square three times their size
+  wide.name = "haar, margin 1";
+  wide.predict.margin = 1.0;
+  bo.settings = {whole, haar, wide};
   bo.fit_crop = true;
   const auto j = eval::run_scene_bench(predictor, tmp / "scenes", bo);
   ASSERT_EQ(j["pictures"], 3);
   ASSERT_EQ(j["faces"], 3);
   const auto& r = j["results"];
-  ASSERT_EQ(r.size(), 3u);
+  ASSERT_EQ(r.size(), 4u);
   EXPECT_EQ(r[0]["detector"], "truth");
   EXPECT_EQ(r[0]["accuracy"], 1.0);  // the shipped model calls the astronaut happy
   EXPECT_EQ(r[1]["recall"], 0.0);
@@ -301,6 +304,15 @@ TEST(SceneBench, CountsFoundExtraAndCorrectThroughThePredictor) {
   EXPECT_EQ(r[2]["phantom_boxes"], 0);
   EXPECT_GT(r[2]["fitted_crop"]["scale"].get<double>(), 0.5);
   EXPECT_LT(r[2]["fitted_crop"]["scale"].get<double>(), 1.5);
+  // Matched by the classified square too: haar's policy barely widens its box.
+  EXPECT_EQ(r[2]["recall_crop_box"], 1.0);
+  EXPECT_EQ(r[2]["extra_boxes_crop_box"], 0);
+  // A square three times the box: the detector found the face (raw box), but
+  // what the model classified is not the face's framing (IoU ~ 1/9).
+  EXPECT_EQ(r[3]["found"], 3);
+  EXPECT_EQ(r[3]["recall_crop_box"], 0.0);
+  EXPECT_EQ(r[3]["extra_boxes_crop_box"], 3);
+  EXPECT_EQ(r[3]["accuracy_crop_box"], 0.0);
   EXPECT_FALSE(eval::scene_bench_table(j).empty());
   EXPECT_NE(error_of([&] { eval::run_scene_bench(predictor, tmp / "nothing", bo); }).find("truth.jsonl"), std::string::npos);
 }

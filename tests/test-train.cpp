@@ -430,9 +430,14 @@ TEST(Distill, StudentLearnsAFixedTeachersAnswers) {
   train::train(tc);
   const std::string teacher = tc.out + "/last.pt";
 
-  auto c = f.config("student");
+  // Both kinds of targets: the teacher on each augmented batch, and its
+  // answers on the clean images, scored once.
+  for (const std::string targets : {"batch", "clean"}) {
+  SCOPED_TRACE("teacher targets " + targets);
+  auto c = f.config("student-" + targets);
   c.loss = "ce";
   c.teacher = teacher;
+  c.teacher_targets = targets;
   c.kd_weight = 1.0;
   c.kd_temperature = 2.0;
   c.epochs = 6;
@@ -454,6 +459,8 @@ TEST(Distill, StudentLearnsAFixedTeachersAnswers) {
   EXPECT_LT(m.back()["train_kd"].get<double>(), 0.5 * m.front()["train_kd"].get<double>());
   EXPECT_EQ(student.config.provenance["teacher"]["path"], teacher);
   EXPECT_EQ(student.config.provenance["teacher"]["checksum"], t.checksum);
+  EXPECT_EQ(student.config.provenance["teacher"]["targets"], targets);
+  }
 }
 
 // A distilled run (Ad-Corre loss + teacher with flip TTA) stopped after one
@@ -463,23 +470,37 @@ TEST(Distill, ResumeIsExactAndRefusesAnotherTeacher) {
   log::set_level(log::Level::quiet);
   Fixture f;
   const std::string teacher = random_teacher(f.tmp / "teacher.pt", 4);
+  std::string targets = "batch";
   auto config = [&](const std::string& out, int epochs) {
     auto c = f.config(out);
     c.teacher = teacher;
     c.teacher_tta = "flip";
+    c.teacher_targets = targets;
     c.kd_weight = 0.5;
     c.epochs = epochs;
     c.max_steps_per_epoch = 6;
     return c;
   };
-  train::train(config("straight", 2));
-  auto b = config("resumed", 1);
-  train::train(b);
-  train::resume(b.out, 2);
-  auto x = models::load_model(f.tmp / "straight/last.pt"), y = models::load_model(b.out + "/last.pt");
-  for (auto& p : x.net->named_parameters())
-    EXPECT_TRUE(torch::equal(p.value(), y.net->named_parameters()[p.key()])) << p.key();
-  EXPECT_EQ(metrics_of(f.tmp / "straight")[1]["train_kd"], metrics_of(b.out)[1]["train_kd"]);
+  // Stopped after one epoch, resumed to two: the weights of the straight run.
+  auto stopped_and_resumed = [&](const std::string& name) {
+    SCOPED_TRACE("teacher targets " + targets);
+    train::train(config("straight-" + name, 2));
+    auto b = config("resumed-" + name, 1);
+    train::train(b);
+    train::resume(b.out, 2);
+    auto x = models::load_model(f.tmp / ("straight-" + name + "/last.pt")), y = models::load_model(b.out + "/last.pt");
+    for (auto& p : x.net->named_parameters())
+      EXPECT_TRUE(torch::equal(p.value(), y.net->named_parameters()[p.key()])) << p.key();
+    EXPECT_EQ(metrics_of(f.tmp / ("straight-" + name))[1]["train_kd"], metrics_of(b.out)[1]["train_kd"]);
+    return b;
+  };
+  const auto b = stopped_and_resumed("batch");
+  // Targets scored once on the clean images: the resumed run scores them again, the same.
+  targets = "clean";
+  stopped_and_resumed("clean");
+  // Another target kind makes another run.
+  EXPECT_NE(metrics_of(f.tmp / "straight-clean")[1]["train_kd"], metrics_of(f.tmp / "straight-batch")[1]["train_kd"]);
+  targets = "batch";
   // The same teacher moved elsewhere is accepted; another model is not.
   sfs::copy_file(teacher, f.tmp / "moved.pt");
   EXPECT_EQ(train::resume(b.out, 2, nullptr, 0, f.tmp / "moved.pt").epochs_done, 2);
@@ -505,6 +526,7 @@ TEST(Distill, BadOptionsAndTeachersAreRefused) {
   refused([](train::TrainConfig& c) { c.kd_temperature = 0; }, "kd_temperature");
   refused([](train::TrainConfig& c) { c.kd_weight = 1.5; }, "kd_weight");
   refused([](train::TrainConfig& c) { c.kd_weight = -0.1; }, "kd_weight");
+  refused([](train::TrainConfig& c) { c.teacher_targets = "augmented"; }, "teacher_targets");
   refused([](train::TrainConfig& c) { c.teacher_tta = "crop"; }, "teacher_tta");
   const std::string four = random_teacher(f.tmp / "four.pt", 7, {"angry", "happy", "sad", "neutral"});
   refused([&](train::TrainConfig& c) { c.teacher = four; }, "four.pt has classes");

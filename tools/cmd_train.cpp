@@ -102,6 +102,10 @@ adcorre::cli::Registrar register_train({"train", "train a model (Ad-Corre or CE 
                  "--resume, the same teacher moved elsewhere");
   app.add_option("--teacher-tta", c.teacher_tta, "--teacher: none | flip (the teacher averages the mirror image)")
       ->capture_default_str();
+  app.add_option("--teacher-targets", c.teacher_targets,
+                 "--teacher: batch (the teacher scores each augmented batch) | clean (every training image once, "
+                 "un-augmented, at the start; steps cost no teacher forward)")
+      ->capture_default_str();
   app.add_option("--kd-temperature", c.kd_temperature, "--teacher: softmax temperature T (> 0)")->capture_default_str();
   app.add_option("--kd-weight", c.kd_weight,
                  "--teacher: weight W in [0, 1]: loss = (1-W) task + W T^2 KL(teacher || student)")

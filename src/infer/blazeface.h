@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <opencv2/core/mat.hpp>
+#include <opencv2/dnn/dnn.hpp>
 #include <torch/types.h>
 
 #include "adcorre/infer/face_detector.h"
@@ -33,6 +34,15 @@ torch::Tensor blazeface_input(const cv::Mat& rgb256);
 // The raw outputs for that input, in anchor order (the 16x16 grid's 512 anchors,
 // then the 8x8 grid's 384): logits [896] and regressors [896, 16].
 std::pair<torch::Tensor, torch::Tensor> blazeface_raw(const torch::Tensor& input);
+
+// The same network as OpenCV DNN runs it (the graph's ONNX form, tfjs_graph.h),
+// which is what the detector uses: 2-4x faster than the LibTorch interpreter
+// here. A Net is not thread-safe: one per detector. Setting the environment
+// variable ADCORRE_BLAZEFACE_RUNTIME=libtorch makes detectors use blazeface_raw
+// instead (for comparisons).
+cv::dnn::Net blazeface_opencv_net();
+// blazeface_raw's outputs for a 256x256 8-bit RGB picture, through `net`.
+std::pair<torch::Tensor, torch::Tensor> blazeface_raw_opencv(cv::dnn::Net& net, const cv::Mat& rgb256);
 
 // The anchor centres in input pixels [896, 2] (strides 16 and 32; 2 and 6 per cell).
 torch::Tensor blazeface_anchors();

@@ -1,6 +1,8 @@
 // The BlazeFace detector of blazeface.h.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
@@ -34,7 +36,12 @@ float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
 
 class BlazeFaceDetector : public FaceDetector {
  public:
-  explicit BlazeFaceDetector(const DetectorOptions& opts) : opts_(opts), anchors_(blazeface_anchors()) { blazeface_graph(); }
+  explicit BlazeFaceDetector(const DetectorOptions& opts) : opts_(opts), anchors_(blazeface_anchors()) {
+    const char* runtime = std::getenv("ADCORRE_BLAZEFACE_RUNTIME");
+    use_libtorch_ = runtime && std::strcmp(runtime, "libtorch") == 0;
+    if (use_libtorch_) blazeface_graph();
+    else net_ = blazeface_opencv_net();
+  }
 
   std::vector<cv::Rect> detect(const cv::Mat& image) override {
     check(!image.empty(), "face detection: empty image");
@@ -96,7 +103,7 @@ class BlazeFaceDetector : public FaceDetector {
     rgb(inside).copyTo(square(cv::Rect(inside.x - region.x, inside.y - region.y, inside.width, inside.height)));
     cv::Mat small;
     cv::resize(square, small, cv::Size(kInput, kInput), 0, 0, region.width > kInput ? cv::INTER_AREA : cv::INTER_LINEAR);
-    const auto [logits, regs] = blazeface_raw(blazeface_input(small));
+    const auto [logits, regs] = use_libtorch_ ? blazeface_raw(blazeface_input(small)) : blazeface_raw_opencv(net_, small);
     const float* lg = logits.data_ptr<float>();
     const float* rg = regs.data_ptr<float>();
     const float* an = anchors_.data_ptr<float>();
@@ -114,7 +121,14 @@ class BlazeFaceDetector : public FaceDetector {
 
   DetectorOptions opts_;
   torch::Tensor anchors_;
+  bool use_libtorch_ = false;
+  mutable cv::dnn::Net net_;  // search() is const but a Net's forward() is not
 };
+
+const TfjsGraph::Onnx& blazeface_onnx() {
+  static const TfjsGraph::Onnx onnx = blazeface_graph().to_onnx({"Identity", "Identity_1", "Identity_2", "Identity_3"});
+  return onnx;
+}
 
 }  // namespace
 
@@ -136,6 +150,39 @@ std::pair<torch::Tensor, torch::Tensor> blazeface_raw(const torch::Tensor& input
   auto out = blazeface_graph().run(input, {"Identity", "Identity_1", "Identity_2", "Identity_3"});
   auto logits = torch::cat({out[0].reshape({512}), out[1].reshape({384})}).contiguous();
   auto regs = torch::cat({out[2].reshape({512, 16}), out[3].reshape({384, 16})}).contiguous();
+  return {logits, regs};
+}
+
+cv::dnn::Net blazeface_opencv_net() {
+  const auto& onnx = blazeface_onnx();
+  cv::dnn::Net net;
+  try {
+    net = cv::dnn::readNetFromONNX(onnx.model.data(), onnx.model.size());
+  } catch (const cv::Exception& e) {
+    throw Error("the built-in BlazeFace model: OpenCV DNN did not take its ONNX form (" + std::string(e.what()) + ")");
+  }
+  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+  return net;
+}
+
+std::pair<torch::Tensor, torch::Tensor> blazeface_raw_opencv(cv::dnn::Net& net, const cv::Mat& rgb256) {
+  check(rgb256.type() == CV_8UC3 && rgb256.rows == kInput && rgb256.cols == kInput, "BlazeFace: the input must be 256x256 8-bit RGB");
+  // x / 127.5 - 1, NCHW: blazeface_input's values in the ONNX form's layout.
+  net.setInput(cv::dnn::blobFromImage(rgb256, 1.0 / 127.5, cv::Size(), cv::Scalar::all(127.5), false, false));
+  const auto& onnx = blazeface_onnx();
+  std::vector<cv::Mat> outs;
+  net.forward(outs, onnx.outputs);
+  check(outs.size() == 4, "BlazeFace: OpenCV DNN gave " + std::to_string(outs.size()) + " outputs, not 4");
+  std::vector<torch::Tensor> t;
+  for (auto& m : outs) {
+    check(m.dims == 4 && m.isContinuous() && m.type() == CV_32F, "BlazeFace: an OpenCV DNN output is not a 4-D float tensor");
+    t.push_back(torch::from_blob(m.ptr<float>(), {m.size[0], m.size[1], m.size[2], m.size[3]}, torch::kFloat32)
+                    .permute({0, 2, 3, 1})
+                    .contiguous());
+  }
+  auto logits = torch::cat({t[0].reshape({512}), t[1].reshape({384})}).contiguous();
+  auto regs = torch::cat({t[2].reshape({512, 16}), t[3].reshape({384, 16})}).contiguous();
   return {logits, regs};
 }
 

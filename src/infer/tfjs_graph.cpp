@@ -9,6 +9,7 @@
 #include <torch/nn/functional.h>
 #include <torch/torch.h>
 
+#include "adcorre/onnx/onnx_writer.h"
 #include "adcorre/util/base64.h"
 #include "adcorre/util/error.h"
 
@@ -296,6 +297,129 @@ std::vector<torch::Tensor> TfjsGraph::run(const torch::Tensor& input, const std:
   std::vector<torch::Tensor> out;
   for (int w : want) out.push_back(nchw[static_cast<size_t>(w)] ? to_nhwc(vals[static_cast<size_t>(w)]).contiguous() : vals[static_cast<size_t>(w)]);
   return out;
+}
+
+TfjsGraph::Onnx TfjsGraph::to_onnx(const std::vector<std::string>& outputs) const {
+  Onnx result;
+  std::vector<int> want;
+  for (const auto& o : outputs) {
+    const auto it = index_.find(o);
+    check(it != index_.end(), name_ + ": no node named " + o);
+    int i = it->second;
+    std::vector<int64_t> shape;
+    while (nodes_[static_cast<size_t>(i)].op == "Identity" || nodes_[static_cast<size_t>(i)].op == "Reshape") {
+      const Node& n = nodes_[static_cast<size_t>(i)];
+      if (n.op == "Reshape" && shape.empty())
+        shape.assign(n.value.data_ptr<int64_t>(), n.value.data_ptr<int64_t>() + n.value.numel());
+      i = n.inputs.at(0);
+    }
+    want.push_back(i);
+    result.reshapes.push_back(shape);
+  }
+  std::vector<bool> needed(nodes_.size(), false);
+  for (int w : want) needed[static_cast<size_t>(w)] = true;
+  for (size_t i = nodes_.size(); i-- > 0;)
+    if (needed[i] && nodes_[i].op != "Const")
+      for (int j : nodes_[i].inputs) needed[static_cast<size_t>(j)] = true;
+
+  // The nodes are run on zeros alongside, for every tensor's shape (SAME
+  // padding depends on it; ONNX wants explicit pads).
+  onnx::OnnxGraph g(name_);
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> vals(nodes_.size());
+  std::vector<bool> nchw(nodes_.size(), false);
+  std::vector<std::string> names(nodes_.size());
+  auto fail = [&](const Node& n, const std::string& what) { throw Error(name_ + ": node " + n.name + " (" + n.op + "): " + what); };
+  auto floats = [](const torch::Tensor& t) {
+    auto c = t.to(torch::kFloat32).contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  };
+  auto data_input = [&](const Node& n, size_t k) -> const std::string& {
+    const auto j = static_cast<size_t>(n.inputs.at(k));
+    if (!nchw[j] || names[j].empty()) fail(n, "input " + std::to_string(k) + " is not a 4-D activation (not carried to ONNX)");
+    return names[j];
+  };
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (!needed[i]) continue;
+    const Node& n = nodes_[i];
+    if (static_cast<int>(i) == input_node_) {
+      check(input_shape_.size() == 4, name_ + ": the ONNX form needs a 4-D (NHWC) input");
+      std::vector<int64_t> nhwc = input_shape_;
+      if (nhwc[0] < 0) nhwc[0] = 1;
+      for (auto d : nhwc) check(d > 0, name_ + ": the ONNX form needs a fixed input shape");
+      vals[i] = torch::zeros({nhwc[0], nhwc[3], nhwc[1], nhwc[2]});
+      nchw[i] = true;
+      names[i] = "input";
+      g.add_input("input", {{nhwc[0], ""}, {nhwc[3], ""}, {nhwc[1], ""}, {nhwc[2], ""}});
+      continue;
+    }
+    bool out_nchw = false;
+    if (n.op != "Const") {
+      vals[i] = eval_node(n, vals, nchw, out_nchw);
+      nchw[i] = out_nchw && vals[i].dim() == 4;
+    } else {
+      vals[i] = n.value;
+      continue;
+    }
+    auto activation = [&](std::string y, int kind) {
+      if (kind == 1) return g.node("Relu", {y});
+      if (kind == 2) return g.node("Clip", {y}, {onnx::attr_float("min", 0.f), onnx::attr_float("max", 6.f)});
+      return y;
+    };
+    if (n.op == "_FusedConv2D" || n.op == "Conv2D" || n.op == "DepthwiseConv2dNative") {
+      const auto& x = vals[static_cast<size_t>(n.inputs[0])];
+      int64_t t = 0, b = 0, l = 0, r = 0;
+      if (n.same) {
+        std::tie(t, b) = same_pad(x.size(2), n.weight.size(2), n.strides[0], n.dilations[0]);
+        std::tie(l, r) = same_pad(x.size(3), n.weight.size(3), n.strides[1], n.dilations[1]);
+      }
+      const bool depthwise = n.op == "DepthwiseConv2dNative";
+      std::vector<std::string> in{data_input(n, 0), g.constant(n.name + "/W", n.weight.sizes().vec(), floats(n.weight))};
+      if (n.bias.defined()) in.push_back(g.constant(n.name + "/B", n.bias.sizes().vec(), floats(n.bias)));
+      auto y = g.node("Conv", in,
+                      {onnx::attr("kernel_shape", std::vector<int64_t>{n.weight.size(2), n.weight.size(3)}),
+                       onnx::attr("strides", n.strides), onnx::attr("dilations", n.dilations),
+                       onnx::attr("pads", std::vector<int64_t>{t, l, b, r}),
+                       onnx::attr("group", depthwise ? x.size(1) : int64_t{1})});
+      names[i] = activation(y, n.activation);
+    } else if (n.op == "MaxPool") {
+      const auto& x = vals[static_cast<size_t>(n.inputs[0])];
+      int64_t t = 0, b = 0, l = 0, r = 0;
+      if (n.same) {
+        std::tie(t, b) = same_pad(x.size(2), n.ksize[0], n.strides[0], 1);
+        std::tie(l, r) = same_pad(x.size(3), n.ksize[1], n.strides[1], 1);
+      }
+      names[i] = g.node("MaxPool", {data_input(n, 0)},
+                        {onnx::attr("kernel_shape", n.ksize), onnx::attr("strides", n.strides),
+                         onnx::attr("pads", std::vector<int64_t>{t, l, b, r})});
+    } else if (n.op == "Pad") {
+      const auto p = n.value.reshape({4, 2});
+      auto at = [&](int row, int c) { return p[row][c].item<int64_t>(); };
+      // TensorFlow's NHWC rows -> ONNX's [N, C, H, W begins, then ends].
+      names[i] = g.node("Pad", {data_input(n, 0)},
+                        {onnx::attr("pads", std::vector<int64_t>{at(0, 0), at(3, 0), at(1, 0), at(2, 0), at(0, 1), at(3, 1),
+                                                                 at(1, 1), at(2, 1)}),
+                         onnx::attr_float("value", 0.f)});
+    } else if (n.op == "AddV2" || n.op == "Add") {
+      names[i] = g.node("Add", {data_input(n, 0), data_input(n, 1)});
+    } else if (n.op == "Relu" || n.op == "Relu6") {
+      names[i] = activation(data_input(n, 0), n.op == "Relu" ? 1 : 2);
+    } else if (n.op == "Identity") {
+      names[i] = data_input(n, 0);
+    } else {
+      fail(n, "not carried to the ONNX form (only at the outputs)");
+    }
+    if (!nchw[i]) fail(n, "its result is not a 4-D activation");
+  }
+  for (int w : want) {
+    const auto& v = vals[static_cast<size_t>(w)];
+    std::vector<onnx::Dim> dims;
+    for (auto d : v.sizes()) dims.push_back({d, ""});
+    g.add_output(names[static_cast<size_t>(w)], dims);
+    result.outputs.push_back(names[static_cast<size_t>(w)]);
+  }
+  result.model = g.serialize(/*opset=*/10, "adcorre");
+  return result;
 }
 
 }  // namespace adcorre::infer::detail

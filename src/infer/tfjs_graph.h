@@ -36,6 +36,22 @@ class TfjsGraph {
 
   const std::vector<int64_t>& input_shape() const { return input_shape_; }
 
+  // The same computation as an ONNX model (opset 10, NCHW, batch 1), for
+  // OpenCV DNN, which runs BlazeFace's small convolutions several times faster
+  // than LibTorch 1.13 on a CPU (docs/benchmarks.md). Each asked output is
+  // traced back through trailing Identity/Reshape nodes: the ONNX model's
+  // outputs[i] is the 4-D NCHW tensor feeding them, and reshapes[i] the
+  // shape to give it after permuting to NHWC (empty: none), so that
+  // permute + reshape of ONNX output i equals run()'s output i.
+  // Throws adcorre::Error naming the node for anything the ONNX form does not
+  // carry (a Reshape inside the graph, a constant used as data).
+  struct Onnx {
+    std::string model;  // serialized ModelProto
+    std::vector<std::string> outputs;
+    std::vector<std::vector<int64_t>> reshapes;
+  };
+  Onnx to_onnx(const std::vector<std::string>& outputs) const;
+
  private:
   struct Node {
     std::string name, op;

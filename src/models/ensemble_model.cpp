@@ -1,8 +1,12 @@
 #include "adcorre/models/ensemble_model.h"
 
+#include <exception>
+#include <thread>
+
 #include <torch/torch.h>
 
 #include "adcorre/util/error.h"
+#include "adcorre/util/runtime.h"
 
 namespace adcorre::models {
 
@@ -17,11 +21,42 @@ class EnsembleFerImpl : public FerModelImpl {
     for (auto& n : nets_) list_->push_back(n);
   }
   FerOutput forward(const torch::Tensor& x) override {
-    torch::Tensor sum;
-    for (auto& n : nets_) {
-      auto p = torch::softmax(n->forward(x).logits.to(torch::kFloat), 1);
-      sum = sum.defined() ? sum + p : p;
+    std::vector<torch::Tensor> probs(nets_.size());
+    auto run = [&](size_t i) { probs[i] = torch::softmax(nets_[i]->forward(x).logits.to(torch::kFloat), 1); };
+    const std::vector<size_t> beside = members_for_a_second_thread(x);
+    if (beside.empty()) {
+      for (size_t i = 0; i < nets_.size(); ++i) run(i);
+    } else {
+      // A small batch runs on one thread (runtime::SmallWorkOnOneThread: the
+      // layers are too small to split), but the members are independent: the
+      // second thread the caller set aside takes some of them whole. Each
+      // member's computation is the same as on one thread, so are the outputs.
+      const bool inference = c10::InferenceMode::is_enabled(), grad = torch::GradMode::is_enabled();
+      std::exception_ptr failed;
+      std::vector<bool> mine(nets_.size(), true);
+      for (size_t i : beside) mine[i] = false;
+      std::thread helper([&] {
+        try {
+          c10::InferenceMode inference_mode(inference);
+          torch::AutoGradMode grad_mode(grad);
+          runtime::SmallWorkOnOneThread one_thread(0);
+          for (size_t i : beside) run(i);
+        } catch (...) {
+          failed = std::current_exception();
+        }
+      });
+      try {
+        for (size_t i = 0; i < nets_.size(); ++i)
+          if (mine[i]) run(i);
+      } catch (...) {
+        helper.join();
+        throw;
+      }
+      helper.join();
+      if (failed) std::rethrow_exception(failed);
     }
+    torch::Tensor sum;
+    for (auto& p : probs) sum = sum.defined() ? sum + p : p;  // in member order, as always
     auto mean = sum / static_cast<double>(nets_.size());
     // log of the mean probability: every consumer applies softmax to logits.
     // The floor keeps a class every member rules out finite.
@@ -34,7 +69,37 @@ class EnsembleFerImpl : public FerModelImpl {
   }
 
  private:
+  // Members to run on a second thread: only for a CPU batch the caller runs
+  // on one thread while it has been given more (SmallWorkOnOneThread), split
+  // so both threads get about the same number of parameters. Empty: all here.
+  std::vector<size_t> members_for_a_second_thread(const torch::Tensor& x) const {
+    if (!x.is_cpu() || nets_.size() < 2 || runtime::SmallWorkOnOneThread::threads_set_aside() < 2) return {};
+    return split_;
+  }
+
+  std::vector<size_t> split_by_parameters() const {
+    std::vector<std::pair<int64_t, size_t>> cost;
+    for (size_t i = 0; i < nets_.size(); ++i) {
+      int64_t n = 0;
+      for (const auto& p : nets_[i]->parameters()) n += p.numel();
+      cost.push_back({n, i});
+    }
+    std::stable_sort(cost.begin(), cost.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    int64_t here = 0, there = 0;
+    std::vector<size_t> beside;
+    for (const auto& [n, i] : cost) {
+      if (there < here) {
+        beside.push_back(i);
+        there += n;
+      } else {
+        here += n;
+      }
+    }
+    return beside;
+  }
+
   std::vector<FerModel> nets_;
+  std::vector<size_t> split_ = split_by_parameters();  // after nets_
   torch::nn::ModuleList list_{nullptr};
 };
 

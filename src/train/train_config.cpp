@@ -10,7 +10,7 @@ namespace adcorre::train {
 #define ADCORRE_TRAIN_FIELDS(X)                                                                                   \
   X(train_data) X(train_kind) X(train_split) X(val_data) X(val_kind) X(val_split) X(data_options) X(soft_labels)   \
   X(preset) X(k) X(d) X(middle_blocks) X(input_size) X(width) X(dropout) X(init) X(loss) X(lambda_ce) X(lambda_fd)  \
-  X(lambda_md) X(lambda_ed) X(adaptive) X(window) X(label_smoothing) X(teacher) X(teacher_tta) X(kd_temperature)    \
+  X(lambda_md) X(lambda_ed) X(adaptive) X(window) X(label_smoothing) X(teacher) X(teacher_tta) X(teacher_targets) X(kd_temperature)    \
   X(kd_weight) X(optimizer) X(lr) X(weight_decay) X(momentum) \
   X(schedule) X(warmup) X(step_epochs) X(step_gamma) X(decay) X(ema) X(grad_clip) X(epochs) X(batch_size)          \
   X(augment) X(balanced) X(class_weighted) X(seed) X(threads) X(device) X(out) X(checkpoint_every) X(log_every)     \
@@ -58,6 +58,7 @@ void TrainConfig::validate() const {
   if (window < 1) bad("window", "must be >= 1");
   if (label_smoothing < 0 || label_smoothing >= 1) bad("label_smoothing", "must be in [0, 1)");
   if (teacher_tta != "none" && teacher_tta != "flip") bad("teacher_tta", "must be none or flip");
+  if (teacher_targets != "batch" && teacher_targets != "clean") bad("teacher_targets", "must be batch or clean");
   if (!(kd_temperature > 0)) bad("kd_temperature", "must be > 0");
   if (!(kd_weight >= 0 && kd_weight <= 1)) bad("kd_weight", "must be in [0, 1]");
   if (train_data.empty()) bad("train_data", "is required");

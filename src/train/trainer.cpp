@@ -251,8 +251,24 @@ class Run {
     if (!cfg_.teacher.empty()) {
       teacher_ = std::make_unique<Teacher>(cfg_.teacher, cfg_.teacher_tta, mcfg_, device_);
       log::info("distilling from teacher " + cfg_.teacher + " (" + teacher_->checksum() + "), tta " +
-                cfg_.teacher_tta + ", temperature " + std::to_string(cfg_.kd_temperature) + ", weight " +
-                std::to_string(cfg_.kd_weight));
+                cfg_.teacher_tta + ", targets " + cfg_.teacher_targets + ", temperature " +
+                std::to_string(cfg_.kd_temperature) + ", weight " + std::to_string(cfg_.kd_weight));
+      if (cfg_.teacher_targets == "clean") {
+        // Every training image once, un-augmented, normalised as each step
+        // does; the steps then look their rows up by sample index.
+        const auto t0 = std::chrono::steady_clock::now();
+        const torch::Device dev(device_);
+        const int64_t n = train_.pixels.size(0);
+        std::vector<at::Tensor> parts;
+        for (int64_t i = 0; i < n; i += 256) {
+          auto x = data::normalize(train_.pixels.slice(0, i, std::min(n, i + 256)).to(dev), mcfg_);
+          if (dev.is_cpu()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+          parts.push_back(teacher_->log_probs(x).to(torch::kCPU, torch::kFloat));
+        }
+        teacher_cache_ = parts.empty() ? at::Tensor() : torch::cat(parts);
+        log::info("teacher scored the " + std::to_string(n) + " training images in " +
+                  std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) + " s");
+      }
     }
 
     loss::AdCorreOptions lo;
@@ -495,7 +511,8 @@ class Run {
                       {"ema", cfg_.ema}};
     if (teacher_)
       cfg.provenance["teacher"] = {{"path", cfg_.teacher}, {"checksum", teacher_->checksum()},
-                                   {"tta", cfg_.teacher_tta}, {"temperature", cfg_.kd_temperature},
+                                   {"tta", cfg_.teacher_tta}, {"targets", cfg_.teacher_targets},
+                                   {"temperature", cfg_.kd_temperature},
                                    {"weight", cfg_.kd_weight}};
     models::save_model((sfs::path(run_dir_) / name).string(), cfg, net);
   }
@@ -590,7 +607,10 @@ class Run {
         at::Tensor kd;
         if (teacher_) {
           // The teacher scores the very batch (augmentation included) the student sees.
-          kd = distillation_loss(logits, teacher_->log_probs(x), cfg_.kd_temperature);
+          kd = distillation_loss(logits,
+                                 teacher_cache_.defined() ? next_batch_to(teacher_cache_.index_select(0, idx), dev)
+                                                          : teacher_->log_probs(x),
+                                 cfg_.kd_temperature);
           total = (1 - cfg_.kd_weight) * total + cfg_.kd_weight * kd;
         }
         // On the CPU the check costs nothing and names the step; on a GPU it
@@ -728,6 +748,7 @@ class Run {
   std::unique_ptr<torch::optim::Optimizer> opt_;
   std::unique_ptr<loss::AdCorreLoss> loss_;
   std::unique_ptr<Teacher> teacher_;  // --teacher, else null
+  at::Tensor teacher_cache_;  // --teacher-targets clean: log-probabilities [N, K] of every training image (CPU)
   data::AugmentOptions aug_;
   at::Generator gen_;
   at::Tensor class_weights_;

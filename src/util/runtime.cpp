@@ -53,17 +53,28 @@ const OpenMpThreads& openmp() {
 }
 }  // namespace
 
+namespace {
+thread_local int set_aside_here = 0;
+}
+
 SmallWorkOnOneThread::SmallWorkOnOneThread(long work_items, long parallel_from) {
   if (work_items >= parallel_from || !openmp().get || !openmp().set) return;
   const int now = openmp().get();
   if (now <= 1) return;
   previous_ = now;
+  outer_aside_ = set_aside_here;
+  set_aside_here = now;
   openmp().set(1);
 }
 
 SmallWorkOnOneThread::~SmallWorkOnOneThread() {
-  if (previous_ > 0) openmp().set(previous_);
+  if (previous_ > 0) {
+    openmp().set(previous_);
+    set_aside_here = outer_aside_;
+  }
 }
+
+int SmallWorkOnOneThread::threads_set_aside() { return set_aside_here; }
 
 bool restart_with_passive_openmp_waits(char** argv) {
   // libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main), so

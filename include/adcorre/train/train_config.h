@@ -32,6 +32,12 @@ struct TrainConfig {
   // the distillation term: loss = (1 - W) task + W T^2 KL(teacher || student).
   std::string teacher;
   std::string teacher_tta = "none";  // none | flip
+  // Which images the teacher scores: "batch", the augmented batch the student
+  // sees (each step); "clean", every training image once, un-augmented, at
+  // the start of the run, looked up by sample index (the target for a
+  // degraded view is then the teacher's answer on the clean face, and steps
+  // cost no teacher forward).
+  std::string teacher_targets = "batch";
   double kd_temperature = 4.0;
   double kd_weight = 0.7;
 

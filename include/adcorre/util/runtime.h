@@ -25,8 +25,14 @@ class SmallWorkOnOneThread {
   SmallWorkOnOneThread(const SmallWorkOnOneThread&) = delete;
   SmallWorkOnOneThread& operator=(const SmallWorkOnOneThread&) = delete;
 
+  // The thread count a guard alive on THIS thread set aside (the count the
+  // process was given), 0 when none did: work made of independent parts
+  // (an ensemble's members) may use that many threads, one part each.
+  static int threads_set_aside();
+
  private:
   int previous_ = 0;  // 0: nothing changed
+  int outer_aside_ = 0;  // threads_set_aside() before this guard
 };
 
 // For a program's main(), before anything else: when OMP_WAIT_POLICY is not
