@@ -28,6 +28,7 @@
 #include "adcorre/models/model_file.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/runtime.h"
+#include "infer/opencv_classifier.h"
 #include "test_util.h"
 
 using namespace adcorre;
@@ -152,6 +153,68 @@ TEST_F(PredictTest, ConcurrentCallsGiveTheSerialAnswers) {
     ASSERT_EQ(r.size(), 1u);
     EXPECT_EQ(r[0].box, serial[0].box);
     for (size_t c = 0; c < r[0].probs.size(); ++c) EXPECT_NEAR(r[0].probs[c], serial[0].probs[c], 1e-6);
+  }
+}
+
+// A few faces go through OpenCV DNN (infer/opencv_classifier.h), more through
+// LibTorch: both give the network's probabilities, for a random fer-tiny and
+// for the shipped ensemble (trained weights, four members, BatchNorm folded
+// before the ONNX form is made), one face or several, concurrently too.
+TEST_F(PredictTest, OpenCvAndLibTorchClassifiersAgree) {
+  const cv::Mat image = sample();
+  std::vector<cv::Mat> faces{crop_face(image, cv::Rect(170, 70, 110, 110), 0.2), crop_face(image, cv::Rect(300, 300, 90, 90), 0.0),
+                             crop_face(image, cv::Rect(20, 200, 150, 120), 0.1)};
+  for (const std::string path : {model_path_, std::string(ADCORRE_SOURCE_DIR) + "/models/fer2013-compact.pt"}) {
+    SCOPED_TRACE(path);
+    auto m = models::load_model_for_inference(path);
+    std::string why;
+    auto opencv = infer::detail::OpenCvClassifier::try_make(m.config, *m.net, &why);
+    ASSERT_TRUE(opencv) << why;
+    torch::InferenceMode guard;
+    const torch::Tensor x = data::images_to_input(faces, m.config);
+    const torch::Tensor want = torch::softmax(m.net->forward(x).logits.to(torch::kFloat), 1);
+    const torch::Tensor all = opencv->probabilities(x);
+    ASSERT_EQ(all.sizes(), want.sizes());
+    EXPECT_LT((all - want).abs().max().item<double>(), 1e-5) << all << want;
+    EXPECT_LT((opencv->probabilities(x.slice(0, 1, 2)) - want.slice(0, 1, 2)).abs().max().item<double>(), 1e-5);
+    // The trained ensemble is sure of something (a uniform answer would hide a wrong graph).
+    if (path != model_path_) EXPECT_GT(want.amax(1).max().item<double>(), 0.5);
+    std::vector<torch::Tensor> got(4);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) threads.emplace_back([&, t] {
+      c10::InferenceMode g;
+      for (int r = 0; r < 3; ++r) got[t] = opencv->probabilities(x);
+    });
+    for (auto& t : threads) t.join();
+    for (const auto& g : got) EXPECT_TRUE(torch::equal(g, all));
+  }
+  // Predictor: the same answers with either runtime, and a bad setting named.
+  struct UnsetAtEnd {
+    ~UnsetAtEnd() { unsetenv("ADCORRE_CLASSIFIER_RUNTIME"); }
+  } unset_at_end;
+  // (The first few-face call runs on LibTorch, the later ones on OpenCV DNN.)
+  EXPECT_TRUE(infer::detail::opencv_classifier_enabled());
+  auto p = predictor();
+  auto first = p.classify(faces), later = p.classify(faces);
+  setenv("ADCORRE_CLASSIFIER_RUNTIME", "libtorch", 1);
+  EXPECT_FALSE(infer::detail::opencv_classifier_enabled());
+  auto q = predictor();
+  q.classify(faces);
+  auto with_libtorch = q.classify(faces);
+  ASSERT_EQ(later.size(), 3u);
+  for (size_t i = 0; i < 3; ++i)
+    for (size_t c = 0; c < later[i].size(); ++c) {
+      EXPECT_NEAR(later[i][c], with_libtorch[i][c], 1e-5);
+      EXPECT_NEAR(first[i][c], with_libtorch[i][c], 1e-5);
+    }
+  setenv("ADCORRE_CLASSIFIER_RUNTIME", "tpu", 1);
+  try {
+    auto r = predictor();
+    r.classify(faces);
+    r.classify(faces);
+    FAIL() << "an unknown runtime was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ADCORRE_CLASSIFIER_RUNTIME"), std::string::npos) << e.what();
   }
 }
 

@@ -1,6 +1,7 @@
 #include "adcorre/infer/predictor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include "adcorre/data/preprocess.h"
 #include "adcorre/models/bn_fold.h"
 #include "adcorre/infer/face_align.h"
+#include "infer/opencv_classifier.h"
 #include "adcorre/util/error.h"
 #include "adcorre/util/runtime.h"
 
@@ -43,6 +45,23 @@ struct Predictor::Impl {
   models::LoadedModel model;
   PredictOptions opts;
   torch::Device device{torch::kCPU};
+
+  // OpenCV DNN for a few faces on the CPU (infer/opencv_classifier.h). Its
+  // ONNX form costs ~0.1 s to make for the shipped ensemble, more than it
+  // saves on one face (~16 ms), so the first few-face call runs on LibTorch
+  // and the second makes it: a one-photo command never pays for it, a video,
+  // a folder or the service does once. null: LibTorch only.
+  std::atomic<int> few_face_calls{0};
+  std::once_flag opencv_once;
+  std::unique_ptr<detail::OpenCvClassifier> opencv;
+  detail::OpenCvClassifier* opencv_classifier() {
+    if (few_face_calls.fetch_add(1) < 1) return nullptr;
+    std::call_once(opencv_once, [&] {
+      if (!device.is_cpu() || !detail::opencv_classifier_enabled()) return;
+      opencv = detail::OpenCvClassifier::try_make(model.config, *model.net);
+    });
+    return opencv.get();
+  }
 
   // Detectors are not thread-safe, and making one costs a file load, so each
   // call borrows an idle one for its settings and gives it back afterwards.
@@ -111,10 +130,16 @@ std::vector<std::vector<double>> Predictor::classify(const std::vector<cv::Mat>&
   runtime::SmallWorkOnOneThread small_batch(static_cast<long>(faces.size()));
   // The same conversion as training: config-driven size, channels, order, mean/std.
   torch::Tensor x = data::images_to_input(faces, cfg).to(impl_->device);
-  torch::Tensor probs = torch::softmax(impl_->model.net->forward(x).logits.to(torch::kFloat), 1);
-  if (tta == "flip") {
-    torch::Tensor mirrored = x.flip({3}).contiguous(torch::MemoryFormat::ChannelsLast);
-    probs = (probs + torch::softmax(impl_->model.net->forward(mirrored).logits.to(torch::kFloat), 1)) / 2;
+  torch::Tensor probs;
+  if (faces.size() < detail::kOpenCvClassifierBelow && impl_->opencv_classifier()) {
+    probs = impl_->opencv->probabilities(x);
+    if (tta == "flip") probs = (probs + impl_->opencv->probabilities(x.flip({3}))) / 2;
+  } else {
+    probs = torch::softmax(impl_->model.net->forward(x).logits.to(torch::kFloat), 1);
+    if (tta == "flip") {
+      torch::Tensor mirrored = x.flip({3}).contiguous(torch::MemoryFormat::ChannelsLast);
+      probs = (probs + torch::softmax(impl_->model.net->forward(mirrored).logits.to(torch::kFloat), 1)) / 2;
+    }
   }
   probs = probs.to(torch::kCPU, torch::kDouble).contiguous();
   const int64_t n = probs.size(0), c = probs.size(1);

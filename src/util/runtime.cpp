@@ -32,6 +32,11 @@ void set_threads(int n) {
   // BLAS links.
   using SetFn = void (*)(int);
   if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+  // OpenCV DNN (BlazeFace, the classifier's few-face path) runs on OpenCV's
+  // own pool (TBB in Debian's build), which uses every core unless told:
+  // --threads N holds for it too. Through OpenCV's C entry point, looked up
+  // at run time, so that this file needs no OpenCV (the minimal build).
+  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "cvSetNumThreads"))) set(n);
 }
 int threads() { return torch::get_num_threads(); }
 

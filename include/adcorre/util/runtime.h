@@ -7,8 +7,9 @@ namespace c10 { struct Device; }
 
 namespace adcorre::runtime {
 
-// Sets LibTorch's intra-op (OpenMP) threads to n (n <= 0: all cores) and
-// OpenBLAS's own pool to one thread (see runtime.cpp for why).
+// Sets LibTorch's intra-op (OpenMP) threads to n (n <= 0: all cores),
+// OpenCV's pool (OpenCV DNN) to n when OpenCV is linked, and OpenBLAS's own
+// pool to one thread (see runtime.cpp for why).
 // LibTorch defaults to ONE thread here, so every entry point must call this.
 void set_threads(int n);
 int threads();
