@@ -9,6 +9,7 @@
 
 #include "adcorre/util/error.h"
 #include "infer/blazeface.h"
+#include "infer/opencv_dnn.h"
 
 namespace adcorre::embedded {
 extern const unsigned char blazeface_json[];
@@ -153,18 +154,7 @@ std::pair<torch::Tensor, torch::Tensor> blazeface_raw(const torch::Tensor& input
   return {logits, regs};
 }
 
-cv::dnn::Net blazeface_opencv_net() {
-  const auto& onnx = blazeface_onnx();
-  cv::dnn::Net net;
-  try {
-    net = cv::dnn::readNetFromONNX(onnx.model.data(), onnx.model.size());
-  } catch (const cv::Exception& e) {
-    throw Error("the built-in BlazeFace model: OpenCV DNN did not take its ONNX form (" + std::string(e.what()) + ")");
-  }
-  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-  net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
-  return net;
-}
+cv::dnn::Net blazeface_opencv_net() { return opencv_cpu_net(blazeface_onnx().model, "the built-in BlazeFace model"); }
 
 std::pair<torch::Tensor, torch::Tensor> blazeface_raw_opencv(cv::dnn::Net& net, const cv::Mat& rgb256) {
   check(rgb256.type() == CV_8UC3 && rgb256.rows == kInput && rgb256.cols == kInput, "BlazeFace: the input must be 256x256 8-bit RGB");

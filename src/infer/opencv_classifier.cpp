@@ -1,4 +1,5 @@
 #include "infer/opencv_classifier.h"
+#include "infer/opencv_dnn.h"
 
 #include <cstdlib>
 
@@ -20,10 +21,7 @@ OpenCvClassifier::OpenCvClassifier(std::string onnx_bytes, int num_classes)
     : onnx_(std::move(onnx_bytes)), num_classes_(num_classes) {}
 
 std::unique_ptr<cv::dnn::Net> OpenCvClassifier::make_net() const {
-  auto net = std::make_unique<cv::dnn::Net>(cv::dnn::readNetFromONNX(onnx_.data(), onnx_.size()));
-  net->setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-  net->setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
-  return net;
+  return std::make_unique<cv::dnn::Net>(opencv_cpu_net(onnx_, "the model's classifier"));
 }
 
 std::unique_ptr<OpenCvClassifier> OpenCvClassifier::try_make(const models::ModelConfig& config, models::FerModelImpl& net,

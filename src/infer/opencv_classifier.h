@@ -21,7 +21,8 @@
 // then keep LibTorch. Thread-safe: each call borrows a Net of its own (Nets
 // are made from the same bytes as calls need them; a Net is not thread-safe).
 // The environment variable ADCORRE_CLASSIFIER_RUNTIME=libtorch turns the path
-// off (Predictor checks it); any other value but "opencv" is an error.
+// off (Predictor reads it when it is made); any other value but "opencv" is
+// an error there.
 #pragma once
 #include <memory>
 #include <mutex>

@@ -51,13 +51,14 @@ struct Predictor::Impl {
   // saves on one face (~16 ms), so the first few-face call runs on LibTorch
   // and the second makes it: a one-photo command never pays for it, a video,
   // a folder or the service does once. null: LibTorch only.
+  bool opencv_allowed = true;  // ADCORRE_CLASSIFIER_RUNTIME, read (and checked) when the Predictor is made
   std::atomic<int> few_face_calls{0};
   std::once_flag opencv_once;
   std::unique_ptr<detail::OpenCvClassifier> opencv;
   detail::OpenCvClassifier* opencv_classifier() {
     if (few_face_calls.fetch_add(1) < 1) return nullptr;
     std::call_once(opencv_once, [&] {
-      if (!device.is_cpu() || !detail::opencv_classifier_enabled()) return;
+      if (!device.is_cpu() || !opencv_allowed) return;
       opencv = detail::OpenCvClassifier::try_make(model.config, *model.net);
     });
     return opencv.get();
@@ -99,6 +100,7 @@ Predictor::Predictor(models::LoadedModel model, PredictOptions opts) : impl_(std
   impl_->opts = std::move(opts);
   auto params = impl_->model.net->parameters();
   if (!params.empty()) impl_->device = params.front().device();
+  impl_->opencv_allowed = detail::opencv_classifier_enabled();  // a bad value fails here, not mid-stream
   impl_->model.net->eval();
   // Inference only from here: BatchNorm folded into the convolutions (a
   // no-op when the caller loaded it with load_model_for_inference).
