@@ -521,6 +521,45 @@ TEST(BatchNormFolding, EveryPresetKeepsItsOutputs) {
   }
 }
 
+// --model takes a shipped model's bare name from any folder; a path, or a
+// name that is a file here, is taken as it is.
+TEST(ModelPaths, ShippedNamesResolveWherePathsStayAsGiven) {
+  namespace sfs = std::filesystem;
+  const auto shipped = sfs::path(models::default_model_path());
+  if (std::getenv("ADCORRE_MODEL")) GTEST_SKIP() << "ADCORRE_MODEL set";
+  test::TempDir tmp;
+  const auto before = sfs::current_path();
+  sfs::current_path(tmp.path);
+  const auto name = shipped.filename().string();
+  EXPECT_EQ(models::resolve_model_path(""), shipped.string());
+  EXPECT_EQ(models::resolve_model_path(name), shipped.string());
+  EXPECT_EQ(models::resolve_model_path(shipped.stem().string()), shipped.string());  // without ".pt"
+  EXPECT_EQ(models::resolve_model_path("no-such-model.pt"), "no-such-model.pt");     // the loader names it
+  EXPECT_EQ(models::resolve_model_path("sub/" + name), "sub/" + name);               // a path is never searched
+  { std::ofstream(tmp.path / name) << "mine"; }                                      // a file here wins
+  EXPECT_EQ(models::resolve_model_path(name), name);
+  // The other shipped FER-2013 file, by its bare name: one distilled network
+  // with the default's classes (docs/models.md).
+  const auto fast = models::resolve_model_path("fer2013-fast");
+  EXPECT_EQ(sfs::path(fast), shipped.parent_path() / "fer2013-fast.pt");
+  // The commands take it too, from a folder that holds no model.
+  std::string out;
+  EXPECT_EQ(test::run_command(test::adcorre_binary() + " info --model fer2013-fast", &out, true), 0) << out;
+  EXPECT_NE(out.find("model file " + fast), std::string::npos) << out;
+#ifdef ADCORRE_HAVE_OPENCV  // predict decodes images; the minimal build has no OpenCV
+  EXPECT_EQ(test::run_command(test::adcorre_binary() + " -q predict --model fer2013-fast --detector none " +
+                                  std::string(ADCORRE_SOURCE_DIR) + "/examples/astronaut.jpg",
+                              &out, true),
+            0)
+      << out;
+  EXPECT_NE(out.find("\"label\""), std::string::npos) << out;
+#endif
+  sfs::current_path(before);
+  const auto fast_cfg = models::read_model_config(fast);
+  EXPECT_NE(fast_cfg.arch, "ensemble");
+  EXPECT_EQ(fast_cfg.class_names, models::read_model_config(shipped.string()).class_names);
+}
+
 #ifdef ADCORRE_HAVE_OPENCV  // decoding the faces; the minimal build has no OpenCV
 // The shipped model (an ensemble of four) on real FER-2013 faces, as
 // predict and eval load it (load_model_for_inference) and as it is stored.

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "adcorre/bench/suite.h"
+#include "adcorre/models/model_paths.h"
 #include "adcorre/util/log.h"
 #include "cli.h"
 
@@ -29,6 +30,7 @@ int run_bench(BenchCli& c) {
   c.o.sections = split_list(c.sections);
   if (cli::globals().seed) c.o.seed = cli::globals().seed;
   if (!c.o.model.empty()) {
+    c.o.model = models::resolve_model_path(c.o.model);  // a shipped name works too
     std::error_code ec;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) c.o.adcorre_binary = self.string();  // the end-to-end rows run this very CLI

@@ -33,7 +33,7 @@ int run_embed(const EmbedCli& o) {
   const auto& g = cli::globals();
   if (o.method != "tsne" && o.method != "pca") throw Error("--method must be tsne or pca, not '" + o.method + "'");
   if (o.max < 4) throw Error("--max must be >= 4");
-  const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
+  const std::string model_path = models::resolve_model_path(o.model);
   auto m = models::load_model_for_inference(model_path, g.device);
   auto ds = eval::match_classes(data::read_dataset(o.data, o.kind, o.split, o.options), m.config.class_names);
   if (static_cast<int64_t>(ds.samples.size()) > o.max) {

@@ -83,7 +83,7 @@ adcorre::infer::DetectorOptions parse_detector_spec(const std::string& spec) {
 int run_eval_scenes(const EvalCli& o) {
   using namespace adcorre;
   const auto& g = cli::globals();
-  const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
+  const std::string model_path = models::resolve_model_path(o.model);
   std::vector<std::string> detectors = split_comma_list(o.detectors);
   if (detectors.empty())
     for (const auto& k : infer::detector_kinds())
@@ -140,7 +140,7 @@ int run_eval(const EvalCli& o) {
   }
   check(!o.data.empty(), "--data is required (or --scenes DIR for a scene set)");
   const auto& g = cli::globals();
-  const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
+  const std::string model_path = models::resolve_model_path(o.model);
   auto m = models::load_model_for_inference(model_path, g.device);
   data::ImageCache cache;
   std::string ferplus_vote;  // the FER+ label rule, when the data is FER+

@@ -22,8 +22,9 @@ struct InfoOptions {
 int run_info(const InfoOptions& o) {
   using namespace adcorre;
   if (!o.model.empty()) {
-    auto m = models::load_model(o.model, "cpu");
-    std::cout << "model file " << o.model << "\n" << models::summary(m.config, *m.net);
+    const std::string path = models::resolve_model_path(o.model);  // a shipped name works too
+    auto m = models::load_model(path, "cpu");
+    std::cout << "model file " << path << "\n" << models::summary(m.config, *m.net);
     std::cout << "config " << m.config.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
@@ -80,7 +81,7 @@ adcorre::cli::Registrar register_info({"info", "versions, capabilities, and mode
                              [](CLI::App& app) {
                                auto o = std::make_shared<InfoOptions>();
                                app.add_option("--arch", o->arch, "print the summary of a preset (xception, fer-compact, fer-tiny)");
-                               app.add_option("--model", o->model, "print the config and counts of a model file");
+                               app.add_option("--model", o->model, "print the config and counts of a model file (or a shipped model's name)");
                                app.add_option("--k", o->k, "override k (with --arch)")->check(adcorre::cli::at_least(1));
                                app.add_option("--d", o->d, "override d (with --arch)")->check(adcorre::cli::at_least(1));
                                app.add_option("--width", o->width, "override the width multiplier (with --arch)")

@@ -530,7 +530,7 @@ int run_predict(PredictCli& o) {
   check(o.every >= 1, "--every must be >= 1 (got " + std::to_string(o.every) + ")");
   check(!o.inputs.empty() || o.camera >= 0, "nothing to predict: give image/video files or folders, or --camera N");
   infer::validate(o.opts);
-  const std::string model_path = o.model.empty() ? models::default_model_path() : o.model;
+  const std::string model_path = models::resolve_model_path(o.model);
   auto predictor = infer::Predictor::from_file(model_path, o.opts, cli::globals().device);
   log::debug("model " + model_path + " (" + predictor.config().preset + ", " + std::to_string(predictor.config().input_size) + " px)");
 
@@ -603,7 +603,7 @@ adcorre::cli::Registrar register_predict(
     {"predict", "the expression of every face in images, folders, videos or a camera (JSON lines or CSV)", [](CLI::App& app) {
        auto o = std::make_shared<PredictCli>();
        app.add_option("inputs", o->inputs, "image or video files, or folders (searched recursively)");
-       app.add_option("--model", o->model, "model file (default: $ADCORRE_MODEL or models/fer2013-compact.pt)");
+       app.add_option("--model", o->model, "model file, or a shipped model's name (default: $ADCORRE_MODEL or models/fer2013-compact.pt)");
        app.add_option("--camera", o->camera, "also read camera N (until Ctrl-C or --max-frames)")->check(cli::at_least(0));
        app.add_option("--detector", o->opts.detector.kind, "face detector: blazeface | haar | lbp | dlib | none (inputs are face crops)")->capture_default_str();
        app.add_option("--tiles", o->opts.detector.blazeface_tiles,

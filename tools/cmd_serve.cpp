@@ -56,7 +56,7 @@ void install_stop_signals() {
 
 int run_serve(ServeOptions o) {
   using namespace adcorre;
-  if (o.model.empty()) o.model = models::default_model_path();
+  o.model = models::resolve_model_path(o.model);
   infer::PredictOptions popt;
   popt.detector.kind = o.detector;
   popt.detector.min_face = o.min_face;

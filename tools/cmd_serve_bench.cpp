@@ -61,7 +61,7 @@ int run_bench(BenchOptions o) {
 
   std::unique_ptr<serve::Server> server;
   if (o.url.empty()) {
-    if (o.model.empty()) o.model = models::default_model_path();
+    o.model = models::resolve_model_path(o.model);
     infer::PredictOptions popt;
     popt.detector.kind = o.detector;
     auto predictor = std::make_shared<infer::Predictor>(models::load_model_for_inference(o.model, cli::globals().device), popt);

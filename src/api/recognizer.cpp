@@ -34,7 +34,7 @@ struct Recognizer::Impl {
   std::unique_ptr<infer::Predictor> predictor;
 
   void load(const std::string& path) {
-    const std::string resolved = path.empty() ? models::default_model_path() : path;
+    const std::string resolved = models::resolve_model_path(path);
     auto loaded = models::load_model_for_inference(resolved, opts.device);
     auto next = std::make_unique<infer::Predictor>(loaded, predict_options(opts));
     model = std::move(loaded);

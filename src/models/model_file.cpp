@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -203,16 +204,17 @@ LoadedModel load_model_for_inference(const std::string& path, const std::string&
   return m;
 }
 
-std::string default_model_path() {
+namespace {
+
+// Where shipped models lie, first match wins (default_model_path's contract).
+std::vector<std::filesystem::path> shipped_model_dirs() {
   namespace sfs = std::filesystem;
-  if (const char* env = std::getenv("ADCORRE_MODEL"); env && *env) return env;
-  const char* name = "fer2013-compact.pt";
-  std::vector<sfs::path> candidates;
+  std::vector<sfs::path> dirs;
   std::error_code ec;
   auto exe = sfs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    candidates.push_back(exe.parent_path() / "../share/adcorre/models" / name);
-    candidates.push_back(exe.parent_path() / "../models" / name);
+    dirs.push_back(exe.parent_path() / "../share/adcorre/models");
+    dirs.push_back(exe.parent_path() / "../models");
   }
   // Where libadcorre itself lies: an installed library used by a program
   // elsewhere (python3, a consumer's binary) still finds <prefix>/share.
@@ -220,15 +222,42 @@ std::string default_model_path() {
   if (dladdr(reinterpret_cast<void*>(&default_model_path), &self) && self.dli_fname) {
     const auto lib_dir = sfs::absolute(self.dli_fname, ec).parent_path();
     for (auto up : {"..", "../.."})  // <prefix>/lib or <prefix>/lib/<multiarch>
-      candidates.push_back(lib_dir / up / "share/adcorre/models" / name);
+      dirs.push_back(lib_dir / up / "share/adcorre/models");
   }
 #ifdef ADCORRE_SOURCE_DIR
-  candidates.push_back(sfs::path(ADCORRE_SOURCE_DIR) / "models" / name);
+  dirs.push_back(sfs::path(ADCORRE_SOURCE_DIR) / "models");
 #endif
-  for (auto& c : candidates)
-    if (sfs::exists(c)) return sfs::weakly_canonical(c).string();
+  return dirs;
+}
+
+std::string find_shipped_model(const std::string& name) {
+  namespace sfs = std::filesystem;
+  std::error_code ec;
+  for (auto& dir : shipped_model_dirs())
+    if (sfs::is_regular_file(dir / name, ec)) return sfs::weakly_canonical(dir / name).string();
+  return "";
+}
+
+}  // namespace
+
+std::string default_model_path() {
+  if (const char* env = std::getenv("ADCORRE_MODEL"); env && *env) return env;
+  const char* name = "fer2013-compact.pt";
+  if (auto found = find_shipped_model(name); !found.empty()) return found;
   throw Error(std::string("no --model given and the default model ") + name +
               " was not found (looked in <prefix>/share/adcorre/models next to the executable and the library, and <source>/models; set ADCORRE_MODEL)");
+}
+
+std::string resolve_model_path(const std::string& model) {
+  namespace sfs = std::filesystem;
+  if (model.empty()) return default_model_path();
+  std::error_code ec;
+  if (sfs::exists(model, ec) || model.find('/') != std::string::npos) return model;
+  // A bare name: a shipped model (with or without ".pt"), else the name as given
+  // so that the loader's error names it.
+  for (const auto& name : {model, model + ".pt"})
+    if (auto found = find_shipped_model(name); !found.empty()) return found;
+  return model;
 }
 
 InitReport init_from(FerModelImpl& net, const std::string& source_path) {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "adcorre/models/fer_model.h"
+#include "adcorre/models/model_paths.h"
 #include "adcorre/models/weight_storage.h"
 
 namespace adcorre::models {
@@ -43,12 +44,7 @@ LoadedModel load_model_for_inference(const std::string& path, const std::string&
 // Reads only the config (fast; for `info`).
 ModelConfig read_model_config(const std::string& path);
 
-// The model used when --model is omitted: $ADCORRE_MODEL, else
-// fer2013-compact.pt in the installed layout next to the executable
-// (<exe>/../share/adcorre/models, <exe>/../models) or next to libadcorre
-// (<libdir>/../share/adcorre/models), else <source dir>/models in a build tree.
-// Throws adcorre::Error when none exists.
-std::string default_model_path();
+// default_model_path and resolve_model_path: adcorre/models/model_paths.h.
 
 // Copies parameters from `source` (another model file or a state saved with
 // torch::save) into `net` by name and shape; returns a report of what matched.
