@@ -31,7 +31,7 @@
 namespace adcorre::api {
 
 struct RecognizerOptions {
-  std::string model;                 // model file; empty: the shipped model (models::default_model_path)
+  std::string model;                 // model file, or a shipped model's bare name ("fer2013-fast"); empty: the shipped default (models::resolve_model_path)
   infer::DetectorOptions detector;   // kind haar | lbp | dlib | none (the image is one face crop)
   std::optional<double> margin;      // unset: the detector's fitted crop policy; set: box grown by this fraction per side
   bool align = false;                // level the eyes first (needs dlib)

@@ -15,7 +15,7 @@ std::string default_model_path();
 
 // What a --model argument names: "" is default_model_path(); an existing file,
 // or anything with a '/', is itself; a bare name that is no file here
-// ("fer2013-ensemble.pt", or without ".pt") is the shipped model of that name
+// ("fer2013-fast.pt", or without ".pt") is the shipped model of that name
 // in the places default_model_path searches; otherwise the argument unchanged
 // (loading it then fails with an error naming it).
 std::string resolve_model_path(const std::string& model);
